@@ -1,0 +1,53 @@
+import { betterAuth } from "better-auth";
+import { getMigrations } from "better-auth/db/migration";
+import { jwt, openAPI } from "better-auth/plugins";
+import type { Config } from "../config";
+import type { GatewayDatabase } from "../db";
+
+/** Where Better Auth is mounted; everything else under /api/ is proxied. */
+export const AUTH_BASE_PATH = "/api/auth";
+
+export interface AuthDeps {
+  config: Config;
+  db: GatewayDatabase;
+  secret: string;
+}
+
+export function createAuth({ config, db, secret }: AuthDeps) {
+  const origin = config.authUrl.origin;
+  return betterAuth({
+    appName: "authgate",
+    baseURL: origin,
+    basePath: AUTH_BASE_PATH,
+    secret,
+    database: { db: db.kysely, type: db.type },
+    emailAndPassword: { enabled: true },
+    trustedOrigins: [origin, ...config.trustedOrigins],
+    telemetry: { enabled: false },
+    plugins: [
+      jwt({
+        jwt: {
+          issuer: origin,
+          audience: origin,
+          expirationTime: config.jwtExpiration,
+          // The backend gets what it needs to identify the caller, not the whole user row.
+          definePayload: ({ user, session }) => ({
+            email: user.email,
+            email_verified: user.emailVerified,
+            name: user.name,
+            sid: session.id,
+          }),
+        },
+      }),
+      openAPI({ disableDefaultReference: true }),
+    ],
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;
+
+/** Creates or alters Better Auth's tables; running it on a migrated database changes nothing. */
+export async function migrate(auth: Auth): Promise<void> {
+  const { runMigrations } = await getMigrations(auth.options);
+  await runMigrations();
+}

@@ -1,0 +1,124 @@
+/**
+ * Configuration is read from the environment once, at start-up, into a frozen object.
+ * Every bad variable is reported (not only the first) so an operator fixes them in one go.
+ */
+
+export interface Config {
+  /** Listen port. @default 3000 */
+  readonly port: number;
+  /** Listen address. @default "0.0.0.0" */
+  readonly host: string;
+  /** Origin (and optional path prefix) that proxied `/api/*` requests go to. Server-side only. */
+  readonly backendUrl: URL;
+  /** SQLite file path (a `postgres://` URL later). @default "./data/authgate.db" */
+  readonly databaseUrl: string;
+  /** Better Auth secret; undefined in development means "generate one and keep it beside the database". */
+  readonly authSecret: string | undefined;
+  /** Public origin of the gateway: JWT issuer and audience, and a trusted origin. */
+  readonly authUrl: URL;
+  /** Origins trusted besides `authUrl` (Better Auth's origin check). */
+  readonly trustedOrigins: readonly string[];
+  /** Time the backend has to send its response headers. @default 30000 */
+  readonly proxyTimeoutMs: number;
+  /** JWT lifetime, as Better Auth / jose read it ("15m", "1h", "900s"). @default "15m" */
+  readonly jwtExpiration: string;
+  readonly production: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("; "));
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+// jose's time-span grammar, as accepted by Better Auth's `expirationTime`.
+const TIME_SPAN =
+  /^\d+(\.\d+)? ?(sec|secs|second|seconds|s|minute|minutes|min|mins|m|hour|hours|hr|hrs|h|day|days|d|week|weeks|w|year|years|yr|yrs|y)$/i;
+
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const httpUrl = (name: string, raw: string): URL | undefined => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      problems.push(`${name} must be an http(s) URL, got "${raw}"`);
+      return undefined;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      problems.push(`${name} must be an http(s) URL, got "${raw}"`);
+      return undefined;
+    }
+    if (url.search || url.hash || url.username || url.password) {
+      problems.push(`${name} must not carry a query, fragment or credentials`);
+      return undefined;
+    }
+    return url;
+  };
+
+  const port = integer("PORT", 3000, 0, 65535);
+  const host = read("HOST") ?? "0.0.0.0";
+  const backendUrl =
+    httpUrl("BACKEND_API_URL", read("BACKEND_API_URL") ?? "http://localhost:8080") ??
+    new URL("http://localhost:8080");
+
+  const authUrlRaw = read("BETTER_AUTH_URL") ?? `http://localhost:${port}`;
+  const authUrlParsed = httpUrl("BETTER_AUTH_URL", authUrlRaw);
+  if (authUrlParsed && authUrlParsed.pathname !== "/") {
+    problems.push(`BETTER_AUTH_URL must be an origin without a path, got "${authUrlRaw}"`);
+  }
+  const authUrl = authUrlParsed ?? new URL(`http://localhost:${port}`);
+
+  const trustedOrigins: string[] = [];
+  for (const item of (read("TRUSTED_ORIGINS") ?? "").split(",")) {
+    const raw = item.trim();
+    if (!raw) continue;
+    const url = httpUrl("TRUSTED_ORIGINS", raw);
+    if (url) trustedOrigins.push(url.origin);
+  }
+
+  const production = env.NODE_ENV === "production";
+  const authSecret = read("BETTER_AUTH_SECRET");
+  if (production && !authSecret) {
+    problems.push("BETTER_AUTH_SECRET is required when NODE_ENV=production");
+  }
+
+  const jwtExpiration = read("JWT_EXPIRATION") ?? "15m";
+  if (!TIME_SPAN.test(jwtExpiration)) {
+    problems.push(`JWT_EXPIRATION must be a time span such as "15m", "900s" or "1h", got "${jwtExpiration}"`);
+  }
+
+  const config: Config = {
+    port,
+    host,
+    backendUrl,
+    databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
+    authSecret,
+    authUrl,
+    trustedOrigins,
+    proxyTimeoutMs: integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    jwtExpiration,
+    production,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,39 @@
+/**
+ * Errors that reach clients carry a status and a generic message; the detail (cause,
+ * backend address) stays on the error for the server log and never reaches the body.
+ */
+export class GatewayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly publicMessage: string,
+    options?: { cause?: unknown },
+  ) {
+    super(publicMessage, options);
+    this.name = new.target.name;
+  }
+}
+
+export class AuthenticationRequired extends GatewayError {
+  constructor() {
+    super(401, "Authentication required");
+  }
+}
+
+export class BadGateway extends GatewayError {
+  constructor(cause: unknown) {
+    super(502, "Backend unavailable", { cause });
+  }
+}
+
+export class GatewayTimeout extends GatewayError {
+  constructor() {
+    super(504, "Backend did not answer in time");
+  }
+}
+
+export function jsonError(status: number, message: string): Response {
+  return new Response(JSON.stringify({ error: message }), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+}

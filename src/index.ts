@@ -1,0 +1,47 @@
+import { createGateway } from "./app";
+import { ConfigError, loadConfig, type Config } from "./config";
+import { createLogger } from "./ops/log";
+
+const logger = createLogger();
+
+function readConfig(): Config {
+  try {
+    return loadConfig(Bun.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) console.error(`authgate: ${problem}`);
+    process.exit(1);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] ?? "start";
+  const config = readConfig();
+
+  if (command === "migrate") {
+    // createGateway migrates on its own; here that is the whole job.
+    const gateway = await createGateway(config, { logger });
+    await gateway.close();
+    logger.info("migrations applied", { database: config.databaseUrl });
+    return;
+  }
+  if (command !== "start") {
+    console.error(`authgate: unknown command "${command}" (expected "start" or "migrate")`);
+    process.exit(1);
+  }
+
+  const gateway = await createGateway(config, { logger });
+  gateway.app.listen({ port: config.port, hostname: config.host });
+  const server = gateway.app.server!;
+  logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, backend: "configured" });
+
+  const shutdown = async (signal: string) => {
+    logger.info("shutting down", { signal });
+    await gateway.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+await main(Bun.argv.slice(2));

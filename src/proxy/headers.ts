@@ -1,0 +1,98 @@
+/**
+ * Header rules for both directions, as pure functions so they can be tested as tables.
+ */
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message:
+ * they are never forwarded. `host` is the backend's own (fetch sets it from the URL),
+ * https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
+ */
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
+
+/** Headers the gateway sets itself; whatever a client sent under these names is discarded. */
+const GATEWAY_OWNED = ["host", "authorization", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"];
+
+/** Better Auth's cookies (session token, cached session data, "don't remember me"). */
+const AUTH_COOKIE = /^(?:__Secure-|__Host-)?better-auth\./;
+
+export function removeHopByHop(headers: Headers): void {
+  // Headers named in `Connection` are hop-by-hop too.
+  for (const token of (headers.get("connection") ?? "").split(",")) {
+    const name = token.trim().toLowerCase();
+    if (name) headers.delete(name);
+  }
+  for (const name of HOP_BY_HOP) headers.delete(name);
+}
+
+/**
+ * The client's `Cookie` header without Better Auth's cookies, byte for byte otherwise;
+ * null when nothing is left.
+ */
+export function withoutAuthCookies(cookieHeader: string): string | null {
+  const kept = cookieHeader
+    .split(";")
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== "" && !AUTH_COOKIE.test(cookieName(pair)));
+  return kept.length > 0 ? kept.join("; ") : null;
+}
+
+function cookieName(pair: string): string {
+  const equals = pair.indexOf("=");
+  return equals === -1 ? pair : pair.slice(0, equals);
+}
+
+export interface ForwardedFor {
+  /** The socket peer's address, when known. */
+  clientIp: string | undefined;
+  /** "http" or "https", as the client reached the gateway. */
+  proto: string;
+  /** The Host the client addressed. */
+  host: string;
+}
+
+/**
+ * Request headers for the backend: strip what the client may not decide (hop-by-hop,
+ * its own Authorization and forwarding headers, Better Auth's cookies), then inject the
+ * gateway's own: the JWT and the forwarding headers.
+ */
+export function upstreamRequestHeaders(incoming: Headers, token: string, forwarded: ForwardedFor): Headers {
+  const headers = new Headers(incoming);
+  removeHopByHop(headers);
+  for (const name of GATEWAY_OWNED) headers.delete(name);
+  // A client's content-length is kept (the body streams with that length) unless the
+  // client also sent transfer-encoding: fetch would send both, and the two would disagree.
+  if (incoming.has("transfer-encoding")) headers.delete("content-length");
+
+  const cookie = incoming.get("cookie");
+  headers.delete("cookie");
+  const keptCookies = cookie === null ? null : withoutAuthCookies(cookie);
+  if (keptCookies !== null) headers.set("cookie", keptCookies);
+
+  headers.set("authorization", `Bearer ${token}`);
+  if (forwarded.clientIp) headers.set("x-forwarded-for", forwarded.clientIp);
+  headers.set("x-forwarded-proto", forwarded.proto);
+  headers.set("x-forwarded-host", forwarded.host);
+  return headers;
+}
+
+/**
+ * Response headers for the client: the backend's, minus hop-by-hop ones, plus any
+ * session-refresh cookies Better Auth produced while validating the request.
+ * `content-length` and `content-encoding` pass unchanged: the body is passed as received.
+ */
+export function downstreamResponseHeaders(upstream: Headers, sessionCookies: readonly string[]): Headers {
+  const headers = new Headers(upstream);
+  removeHopByHop(headers);
+  for (const cookie of sessionCookies) headers.append("set-cookie", cookie);
+  return headers;
+}

@@ -1,0 +1,19 @@
+/**
+ * Builds the backend URL from the request's raw target. `request.url` keeps the client's
+ * percent-encoding and query bytes as sent (Bun resolves only dot segments), so the
+ * path and query are taken from it as a string and never decoded or re-encoded.
+ */
+export function rawPathAndQuery(requestUrl: string): string {
+  // Skip "scheme://authority"; what follows is the origin-form target.
+  const afterScheme = requestUrl.indexOf("//") + 2;
+  const pathStart = requestUrl.indexOf("/", afterScheme);
+  if (pathStart === -1) return "/";
+  const hash = requestUrl.indexOf("#", pathStart);
+  return hash === -1 ? requestUrl.slice(pathStart) : requestUrl.slice(pathStart, hash);
+}
+
+/** The backend base without a trailing slash, so `base + "/api/x"` never doubles it. */
+export function backendBase(backendUrl: URL): string {
+  return backendUrl.href.replace(/\/+$/, "");
+}
+
