@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyResult } from "jose";
+
+/** What the test backend saw of one request. */
+export interface Received {
+  method: string;
+  /** Path and query exactly as the backend's request target carried them. */
+  target: string;
+  headers: Headers;
+  bodyBytes: number;
+  bodySha256: string;
+  /** Claims of the bearer JWT when it verified against the gateway's JWKS. */
+  claims?: JWTPayload;
+  protectedHeader?: JWTVerifyResult["protectedHeader"];
+  jwtError?: string;
+}
+
+export interface TestBackend {
+  url: string;
+  received: Received[];
+  /** Resolves once the backend has seen a request to `path` abort (client went away). */
+  aborted: Set<string>;
+  /** Lets the SSE route send its next event. */
+  releaseSseEvent(): void;
+  /** Point JWT verification at a gateway: its JWKS URL, issuer and audience. */
+  trustGateway(gatewayUrl: string, issuer: string): void;
+  stop(): Promise<void>;
+}
+
+export function sha256(bytes: ArrayBuffer | Uint8Array): string {
+  return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+}
+
+async function hashBody(request: Request): Promise<{ bodyBytes: number; bodySha256: string }> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let bodyBytes = 0;
+  if (request.body) {
+    for await (const chunk of request.body) {
+      hasher.update(chunk);
+      bodyBytes += chunk.byteLength;
+    }
+  }
+  return { bodyBytes, bodySha256: hasher.digest("hex") };
+}
+
+/**
+ * A real HTTP backend on an ephemeral loopback port. Every request is recorded with its
+ * JWT verified by `jose` against the gateway's published JWKS, as a real backend would.
+ */
+export function startBackend(): TestBackend {
+  const received: Received[] = [];
+  const aborted = new Set<string>();
+  let verify: ((token: string) => Promise<JWTVerifyResult>) | undefined;
+  const sseWaiters: (() => void)[] = [];
+  let sseCredits = 0;
+  const nextSseEvent = () =>
+    new Promise<void>((resolve) => {
+      if (sseCredits > 0) {
+        sseCredits--;
+        resolve();
+      } else sseWaiters.push(resolve);
+    });
+  const hung: (() => void)[] = [];
+  const binary = new Uint8Array(randomBytes(3 * 1024 * 1024));
+
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      const target = request.url.slice(request.url.indexOf("/", url.protocol.length + 2));
+      const record: Received = { method: request.method, target, headers: request.headers, ...(await hashBody(request)) };
+      const authorization = request.headers.get("authorization");
+      if (authorization?.startsWith("Bearer ") && verify) {
+        try {
+          const result = await verify(authorization.slice(7));
+          record.claims = result.payload;
+          record.protectedHeader = result.protectedHeader;
+        } catch (error) {
+          record.jwtError = (error as Error).message;
+        }
+      }
+      received.push(record);
+      request.signal.addEventListener("abort", () => aborted.add(url.pathname));
+
+      const route = url.pathname.replace(/^\/api/, "");
+      if (route.startsWith("/status/")) {
+        const status = Number(route.slice("/status/".length));
+        return new Response(status === 204 ? null : `status ${status}`, { status, headers: { "x-backend": "yes" } });
+      }
+      switch (route) {
+        case "/redirect":
+          return new Response(null, { status: 302, headers: { location: "/api/elsewhere" } });
+        case "/gzip": {
+          const body = Bun.gzipSync(new TextEncoder().encode("compressed hello ".repeat(1000)));
+          return new Response(body, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+        }
+        case "/cookies": {
+          const headers = new Headers({ "content-type": "text/plain" });
+          headers.append("set-cookie", "a=1; Path=/; HttpOnly");
+          headers.append("set-cookie", "b=2; Path=/api; Secure");
+          headers.append("set-cookie", "c=3, with comma; Path=/");
+          return new Response("cookies", { headers });
+        }
+        case "/binary": {
+          // Chunked (no content-length) binary: the case that breaks a proxy that re-encodes text.
+          const bytes = binary;
+          return new Response(
+            new ReadableStream({
+              start(controller) {
+                for (let i = 0; i < bytes.length; i += 65536) controller.enqueue(bytes.slice(i, i + 65536));
+                controller.close();
+              },
+            }),
+            { headers: { "content-type": "application/octet-stream", "x-sha256": sha256(bytes) } },
+          );
+        }
+        case "/sse":
+          return new Response(
+            new ReadableStream({
+              async pull(controller) {
+                for (let n = 1; n <= 3; n++) {
+                  await nextSseEvent();
+                  controller.enqueue(new TextEncoder().encode(`id: ${n}\ndata: event ${n}\n\n`));
+                }
+                controller.close();
+              },
+            }),
+            { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } },
+          );
+        case "/hang":
+          return new Promise<Response>((resolve) => hung.push(() => resolve(new Response("late"))));
+      }
+      return Response.json(
+        { method: request.method, target, bodyBytes: record.bodyBytes, bodySha256: record.bodySha256 },
+        { headers: { "x-backend": "yes" } },
+      );
+    },
+  });
+
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    received,
+    aborted,
+    releaseSseEvent() {
+      const waiter = sseWaiters.shift();
+      if (waiter) waiter();
+      else sseCredits++;
+    },
+    trustGateway(gatewayUrl, issuer) {
+      const jwks = createRemoteJWKSet(new URL("/api/auth/jwks", gatewayUrl));
+      verify = (token) => jwtVerify(token, jwks, { issuer, audience: issuer, algorithms: ["EdDSA"] });
+    },
+    async stop() {
+      for (const release of hung) release();
+      await server.stop(true);
+    },
+  };
+}
