@@ -17,7 +17,10 @@ export function resolveAuthSecret(
   const path = join(dataDir, SECRET_FILE);
   if (existsSync(path)) {
     const kept = readFileSync(path, "utf8").trim();
-    if (kept.length >= 32) return kept;
+    if (kept.length >= 32) {
+      warn(`BETTER_AUTH_SECRET is not set: using the development secret kept in ${path}`);
+      return kept;
+    }
   }
   const generated = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   writeFileSync(path, generated + "\n", { mode: 0o600 });
