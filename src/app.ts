@@ -39,7 +39,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       auth,
       db,
       async close() {
-        await app.stop(true).catch(() => {});
+        // Elysia's stop() prints a stack trace when the app never listened (migrate, app.handle).
+        if (app.server) await app.stop(true);
         await db.close();
       },
     };

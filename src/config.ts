@@ -114,7 +114,7 @@ export function loadConfig(env: Env): Config {
     databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
     authSecret,
     authUrl,
-    trustedOrigins,
+    trustedOrigins: Object.freeze(trustedOrigins),
     proxyTimeoutMs: integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000),
     jwtExpiration,
     production,
