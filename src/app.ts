@@ -1,53 +1,195 @@
+import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { AUTH_BASE_PATH, createAuth, migrate, type Auth } from "./auth";
-import { identify } from "./auth/identity";
+import { identify, type Identity } from "./auth/identity";
 import { resolveAuthSecret } from "./auth/secret";
 import type { Config } from "./config";
 import { openDatabase, type GatewayDatabase } from "./db";
 import { AuthenticationRequired, GatewayError, jsonError } from "./errors";
 import { docsPlugin } from "./ops/docs";
 import { createLogger, describeError, type Logger } from "./ops/log";
-import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
+import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
+import { isCrossSiteRefused } from "./proxy/csrf";
 import { forward } from "./proxy/forward";
+import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
+import { pathProblem } from "./proxy/path";
 import { backendBase, rawPathAndQuery } from "./proxy/target";
+import { createWebSocketRelay, type RelayData } from "./proxy/ws";
 
 export interface GatewayOptions {
   logger?: Logger;
+  /** Bun's idle timeout for connections that are not streaming a proxied response. @default 10 */
+  idleTimeoutSeconds?: number;
+  /** How often open WebSockets' sessions are re-validated. @default 30 000 */
+  sessionCheckIntervalMs?: number;
 }
 
 export interface Gateway {
   readonly app: ReturnType<typeof buildApp>;
   readonly auth: Auth;
   readonly db: GatewayDatabase;
+  /** Bun.serve's fetch: request context, path rule, WebSocket upgrades, then the app. */
+  fetch(request: Request, server: Server<RelayData>): Promise<Response | undefined>;
+  listen(): Server<RelayData>;
   close(): Promise<void>;
 }
 
+/** Bodies of Better Auth's JSON requests are small; a larger one is refused before it is read. */
+const AUTH_BODY_LIMIT = 64 * 1024;
+
 /**
- * Opens the database, migrates it, and composes the HTTP app. Tests drive the result with
- * `gateway.app.handle(request)` or `gateway.app.listen(0)`.
+ * Opens the database, migrates it, and composes the HTTP server. Tests drive the result on
+ * a real port with `gateway.listen()`.
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger();
   const db = openDatabase(config.databaseUrl);
+  let auth: Auth;
   try {
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
-    const auth = createAuth({ config, db, secret });
+    auth = createAuth({ config, db, secret });
     await migrate(auth);
-    const app = buildApp({ config, auth, logger, docs: await docsPlugin(auth) });
-    return {
-      app,
-      auth,
-      db,
-      async close() {
-        // Elysia's stop() prints a stack trace when the app never listened (migrate, app.handle).
-        if (app.server) await app.stop(true);
-        await db.close();
-      },
-    };
   } catch (error) {
     await db.close();
     throw error;
   }
+
+  const trustProxy = compileTrustedProxies(config.trustedProxies);
+  const contexts = new WeakMap<Request, RequestContext>();
+  const relay = createWebSocketRelay({
+    logger,
+    sessionCheckIntervalMs: options.sessionCheckIntervalMs ?? 30_000,
+    async sessionIsValid(headers) {
+      const session = await auth.api.getSession({ headers, query: { disableRefresh: true } });
+      return session !== null;
+    },
+  });
+  const base = backendBase(config.backendUrl);
+  const wsBase = base.replace(/^http/, "ws");
+  let server: Server<RelayData> | undefined;
+
+  const app = buildApp({
+    config,
+    auth,
+    logger,
+    docs: await docsPlugin(auth),
+    // Requests that did not come through `handle` (app.handle in a test) get a context without a peer.
+    contextOf: (request) =>
+      contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
+    keepStreamOpen: (request) => server?.timeout(request, 0),
+    afterSignOut: () => void relay.closeEndedSessions(),
+  });
+
+  async function handle(request: Request, bunServer: Server<RelayData>): Promise<Response | undefined> {
+    try {
+      return await route(request, bunServer);
+    } catch (error) {
+      logger.error("Unhandled error", { requestId: request.headers.get("x-request-id"), ...describeError(error) });
+      return jsonError(500, "Internal error");
+    }
+  }
+
+  async function route(request: Request, bunServer: Server<RelayData>): Promise<Response | undefined> {
+    const target = rawPathAndQuery(request.url);
+    const queryAt = target.indexOf("?");
+    const path = queryAt === -1 ? target : target.slice(0, queryAt);
+    const context = establishContext({
+      headers: request.headers,
+      peerIp: bunServer.requestIP(request)?.address,
+      ownProto: request.url.startsWith("https:") ? "https" : "http",
+      trustProxy,
+    });
+    contexts.set(request, context);
+    request.headers.set("x-request-id", context.requestId);
+    request.headers.delete(CLIENT_IP_HEADER);
+    if (context.clientIp) request.headers.set(CLIENT_IP_HEADER, context.clientIp);
+
+    let response: Response | undefined;
+    if (path.startsWith("/api/")) {
+      response = refuseBeforeRouting(request, path, config);
+      if (!response && isWebSocketUpgrade(request) && !path.startsWith(`${AUTH_BASE_PATH}/`)) {
+        const identity = await identify(auth, request.headers);
+        if (!identity) response = jsonError(401, "Authentication required");
+        else {
+          response = await relay.upgrade(request, bunServer, {
+            url: wsBase + target,
+            headers: upstreamRequestHeaders(request.headers, identity.token, context),
+            protocols: (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean),
+            requestId: context.requestId,
+            sessionId: identity.sessionId,
+            sessionHeaders: new Headers({ cookie: request.headers.get("cookie") ?? "" }),
+            openTimeoutMs: config.proxyTimeoutMs,
+          });
+          if (!response) {
+            logAccess(logger, request, path, 101, context, identity);
+            return undefined;
+          }
+        }
+      }
+    }
+    response ??= await app.handle(request);
+    response.headers.set("x-request-id", context.requestId);
+    logAccess(logger, request, path, response.status, context);
+    return response;
+  }
+
+  return {
+    app,
+    auth,
+    db,
+    fetch: handle,
+    listen() {
+      server = Bun.serve<RelayData, never>({
+        port: config.port,
+        hostname: config.host,
+        // The gateway enforces MAX_BODY_BYTES itself (with a JSON 413); Bun's own limit
+        // (128 MB by default) would cut legitimate uploads.
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+        idleTimeout: options.idleTimeoutSeconds ?? 10,
+        fetch: handle,
+        websocket: relay.websocket,
+      });
+      return server;
+    },
+    async close() {
+      relay.closeAll();
+      await server?.stop(true);
+      await db.close();
+    },
+  };
+}
+
+function isWebSocketUpgrade(request: Request): boolean {
+  return request.method === "GET" && request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** Answers that need neither a session nor the backend: bad paths and oversized bodies. */
+function refuseBeforeRouting(request: Request, path: string, config: Config): Response | undefined {
+  if (pathProblem(path)) return jsonError(400, "Bad request path");
+  const declared = request.headers.get("content-length");
+  const length = declared === null ? undefined : Number(declared);
+  if (path.startsWith(`${AUTH_BASE_PATH}/`)) {
+    if (length !== undefined && length > AUTH_BODY_LIMIT) return jsonError(413, "Request body too large");
+    // Better Auth reads the whole body into memory, so it must announce its size.
+    if (length === undefined && request.body !== null && request.headers.has("transfer-encoding")) {
+      return jsonError(411, "Content-Length required");
+    }
+  } else if (config.maxBodyBytes > 0 && length !== undefined && length > config.maxBodyBytes) {
+    return jsonError(413, "Request body too large");
+  }
+  return undefined;
+}
+
+function logAccess(logger: Logger, request: Request, path: string, status: number, context: RequestContext, identity?: Identity) {
+  logger.info("request", {
+    requestId: context.requestId,
+    method: request.method,
+    path,
+    status,
+    durationMs: Math.round((performance.now() - context.startedAt) * 100) / 100,
+    clientIp: context.clientIp,
+    ...(identity ? { userId: identity.userId } : {}),
+  });
 }
 
 interface AppDeps {
@@ -55,50 +197,76 @@ interface AppDeps {
   auth: Auth;
   logger: Logger;
   docs: Awaited<ReturnType<typeof docsPlugin>>;
+  contextOf(request: Request): RequestContext;
+  /** Lifts Bun's idle timeout for a response that streams (SSE may be quiet for long). */
+  keepStreamOpen(request: Request): void;
+  afterSignOut(): void;
 }
 
-function buildApp({ config, auth, logger, docs }: AppDeps) {
+/** Better Auth routes after which open WebSockets of ended sessions are closed at once. */
+const SESSION_ENDING_ROUTES = /\/(sign-out|revoke-session|revoke-sessions|revoke-other-sessions)$/;
+
+function buildApp(deps: AppDeps) {
+  const { auth, logger } = deps;
   return new Elysia({ name: "authgate" })
     .onError(function mapErrorToJson({ error, code, request }) {
+      const requestId = request.headers.get("x-request-id");
+      const path = new URL(request.url).pathname;
       if (error instanceof GatewayError) {
-        if (error.status >= 500) {
-          logger.error(error.publicMessage, { method: request.method, path: new URL(request.url).pathname, ...describeError(error) });
-        }
+        if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, path, ...describeError(error) });
         return jsonError(error.status, error.publicMessage);
       }
       if (code === "NOT_FOUND") return jsonError(404, "Not found");
-      logger.error("Unhandled error", { method: request.method, path: new URL(request.url).pathname, ...describeError(error) });
+      logger.error("Unhandled error", { requestId, method: request.method, path, ...describeError(error) });
       return jsonError(500, "Internal error");
     })
     .get("/healthz", () => ({ status: "ok" }))
-    .use(docs)
+    .use(deps.docs)
     // Better Auth gets the untouched request: `parse: 'none'` keeps Elysia from reading
     // the body, and a wildcard route (not `.mount`) avoids copying the request.
-    .all(`${AUTH_BASE_PATH}/*`, ({ request }) => auth.handler(request), { parse: "none" })
-    .use(proxyRoutes({ config, auth }));
+    .all(
+      `${AUTH_BASE_PATH}/*`,
+      async function betterAuth({ request }) {
+        const response = await auth.handler(request);
+        if (response.ok && SESSION_ENDING_ROUTES.test(new URL(request.url).pathname)) deps.afterSignOut();
+        return response;
+      },
+      { parse: "none" },
+    )
+    .use(proxyRoutes(deps));
 }
 
-function proxyRoutes({ config, auth }: Pick<AppDeps, "config" | "auth">) {
+function proxyRoutes({ config, auth, contextOf, keepStreamOpen }: AppDeps) {
   const base = backendBase(config.backendUrl);
+  const trustedOrigins = [config.authUrl.origin, ...config.trustedOrigins];
   return new Elysia({ name: "authgate/proxy" })
     .resolve(async function authenticateCaller({ request }) {
+      const context = contextOf(request);
+      const allowedOrigins = new Set([...trustedOrigins, `${context.forwardedProto}://${context.forwardedHost}`]);
+      if (
+        isCrossSiteRefused({
+          method: request.method,
+          origin: request.headers.get("origin"),
+          referer: request.headers.get("referer"),
+          allowedOrigins,
+        })
+      ) {
+        throw new GatewayError(403, "Cross-origin request refused");
+      }
       const identity = await identify(auth, request.headers);
       if (!identity) throw new AuthenticationRequired();
-      return { identity };
+      return { identity, context };
     })
     .all(
       "/api/*",
-      async function proxyToBackend({ request, identity, server }) {
-        const headers = upstreamRequestHeaders(request.headers, identity.token, {
-          clientIp: server?.requestIP(request)?.address,
-          proto: new URL(request.url).protocol.slice(0, -1),
-          host: request.headers.get("host") ?? config.authUrl.host,
-        });
+      async function proxyToBackend({ request, identity, context }) {
         const upstream = await forward(request, {
           url: base + rawPathAndQuery(request.url),
-          headers,
+          headers: upstreamRequestHeaders(request.headers, identity.token, context),
           headersTimeoutMs: config.proxyTimeoutMs,
+          maxBodyBytes: config.maxBodyBytes,
         });
+        if (upstream.body) keepStreamOpen(request);
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a
         // chunked or compressed body streams through byte for byte.
         return new Response(upstream.body, {

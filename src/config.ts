@@ -1,3 +1,5 @@
+import { compileTrustedProxies } from "./ops/request-context";
+
 /**
  * Configuration is read from the environment once, at start-up, into a frozen object.
  * Every bad variable is reported (not only the first) so an operator fixes them in one go.
@@ -22,6 +24,12 @@ export interface Config {
   readonly proxyTimeoutMs: number;
   /** JWT lifetime, as Better Auth / jose read it ("15m", "1h", "900s"). @default "15m" */
   readonly jwtExpiration: string;
+  /** Proxies whose X-Forwarded-* headers are believed (IPs and CIDRs). @default [] */
+  readonly trustedProxies: readonly string[];
+  /** Largest request body forwarded; 0 means no limit. @default 1 GiB */
+  readonly maxBodyBytes: number;
+  /** Better Auth's rate limiter, per client IP. @default on in production, off otherwise */
+  readonly rateLimit: boolean;
   readonly production: boolean;
 }
 
@@ -33,6 +41,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const GIB = 1024 ** 3;
 
 // jose's time-span grammar, as accepted by Better Auth's `expirationTime`.
 const TIME_SPAN =
@@ -107,6 +117,22 @@ export function loadConfig(env: Env): Config {
     problems.push(`JWT_EXPIRATION must be a time span such as "15m", "900s" or "1h", got "${jwtExpiration}"`);
   }
 
+  const trustedProxies = (read("TRUSTED_PROXIES") ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  try {
+    compileTrustedProxies(trustedProxies);
+  } catch (error) {
+    problems.push(`TRUSTED_PROXIES must be comma-separated IPs or CIDRs: ${(error as Error).message}`);
+  }
+
+  const rateLimitRaw = read("RATE_LIMIT")?.toLowerCase();
+  if (rateLimitRaw !== undefined && !["on", "off", "true", "false", "1", "0"].includes(rateLimitRaw)) {
+    problems.push(`RATE_LIMIT must be "on" or "off", got "${rateLimitRaw}"`);
+  }
+  const rateLimit = rateLimitRaw === undefined ? production : ["on", "true", "1"].includes(rateLimitRaw);
+
   const config: Config = {
     port,
     host,
@@ -117,6 +143,9 @@ export function loadConfig(env: Env): Config {
     trustedOrigins: Object.freeze(trustedOrigins),
     proxyTimeoutMs: integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000),
     jwtExpiration,
+    trustedProxies: Object.freeze(trustedProxies),
+    maxBodyBytes: integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER),
+    rateLimit,
     production,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -4,10 +4,10 @@ import {
   removeHopByHop,
   upstreamRequestHeaders,
   withoutAuthCookies,
-  type ForwardedFor,
+  type Forwarding,
 } from "../src/proxy/headers";
 
-const FORWARDED: ForwardedFor = { clientIp: "203.0.113.7", proto: "https", host: "gateway.test" };
+const FORWARDED: Forwarding = { forwardedFor: "203.0.113.7", forwardedProto: "https", forwardedHost: "gateway.test" };
 const TOKEN = "header.payload.signature";
 
 /** Headers as a plain object (lower-case names), so a whole set can be compared at once. */
@@ -72,7 +72,7 @@ describe("withoutAuthCookies", () => {
 });
 
 describe("upstreamRequestHeaders", () => {
-  test.each<[string, Record<string, string>, ForwardedFor, Record<string, string>]>([
+  test.each<[string, Record<string, string>, Forwarding, Record<string, string>]>([
     [
       "client's host, authorization and forwarding headers replaced by the gateway's",
       {
@@ -96,7 +96,7 @@ describe("upstreamRequestHeaders", () => {
     [
       "no x-forwarded-for when the client address is unknown, and the client's is still dropped",
       { "x-forwarded-for": "10.0.0.1" },
-      { clientIp: undefined, proto: "http", host: "gw:3000" },
+      { forwardedFor: undefined, forwardedProto: "http", forwardedHost: "gw:3000" },
       { authorization: `Bearer ${TOKEN}`, "x-forwarded-proto": "http", "x-forwarded-host": "gw:3000" },
     ],
     [

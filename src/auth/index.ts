@@ -3,9 +3,11 @@ import { getMigrations } from "better-auth/db/migration";
 import { jwt, openAPI } from "better-auth/plugins";
 import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
+import { CLIENT_IP_HEADER } from "../ops/request-context";
 
 /** Where Better Auth is mounted; everything else under /api/ is proxied. */
 export const AUTH_BASE_PATH = "/api/auth";
+
 
 export interface AuthDeps {
   config: Config;
@@ -24,6 +26,8 @@ export function createAuth({ config, db, secret }: AuthDeps) {
     emailAndPassword: { enabled: true },
     trustedOrigins: [origin, ...config.trustedOrigins],
     telemetry: { enabled: false },
+    rateLimit: { enabled: config.rateLimit },
+    advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     plugins: [
       jwt({
         jwt: {

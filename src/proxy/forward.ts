@@ -1,10 +1,19 @@
-import { BadGateway, GatewayTimeout } from "../errors";
+import { BadGateway, GatewayError, GatewayTimeout } from "../errors";
+import { BodyTooLarge, meteredBody } from "./body";
 
 export interface ForwardRequest {
   url: string;
   headers: Headers;
-  /** Time the backend has to send its response headers; the body may take longer. */
+  /** Time the backend has, once the request body is sent, to send its response headers. */
   headersTimeoutMs: number;
+  /** Largest body streamed to the backend; 0 means no limit. */
+  maxBodyBytes: number;
+}
+
+export class PayloadTooLarge extends GatewayError {
+  constructor() {
+    super(413, "Request body too large");
+  }
 }
 
 /** Methods whose requests carry no body to stream. */
@@ -16,16 +25,31 @@ const BODYLESS = new Set(["GET", "HEAD"]);
  * The client's abort signal is passed along so a client that leaves cancels the
  * backend request too.
  */
-export async function forward(request: Request, { url, headers, headersTimeoutMs }: ForwardRequest): Promise<Response> {
-  // A timeout only until the response headers arrive: AbortSignal.timeout would also
-  // cut a long download or a quiet event stream afterwards.
+export async function forward(request: Request, options: ForwardRequest): Promise<Response> {
+  const { url, headers, headersTimeoutMs, maxBodyBytes } = options;
+  // A timeout only for the response headers, started once the client has sent its whole
+  // body: AbortSignal.timeout would also cut a long upload, a long download or a quiet
+  // event stream.
   const headersDeadline = new AbortController();
-  const timer = setTimeout(() => headersDeadline.abort(), headersTimeoutMs);
+  let timer: Timer | undefined;
+  let answered = false;
+  const startDeadline = () => {
+    // A backend may answer before the upload ends; then there is no deadline left to start.
+    if (!answered) timer ??= setTimeout(() => headersDeadline.abort(), headersTimeoutMs);
+  };
+
+  let body: ReadableStream<Uint8Array> | null = null;
+  if (!BODYLESS.has(request.method) && request.body) {
+    body = meteredBody(request.body, maxBodyBytes, startDeadline);
+  } else {
+    startDeadline();
+  }
+
   try {
     return await fetch(url, {
       method: request.method,
       headers,
-      body: BODYLESS.has(request.method) ? undefined : request.body,
+      body,
       duplex: "half", // stream the request body instead of buffering it
       redirect: "manual",
       decompress: false,
@@ -33,8 +57,15 @@ export async function forward(request: Request, { url, headers, headersTimeoutMs
     });
   } catch (cause) {
     if (headersDeadline.signal.aborted) throw new GatewayTimeout();
+    if (isBodyTooLarge(cause)) throw new PayloadTooLarge();
     throw new BadGateway(cause);
   } finally {
+    answered = true;
     clearTimeout(timer);
   }
+}
+
+function isBodyTooLarge(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof BodyTooLarge) return true;
+  return false;
 }

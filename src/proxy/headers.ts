@@ -1,3 +1,5 @@
+import { CLIENT_IP_HEADER } from "../ops/request-context";
+
 /**
  * Header rules for both directions, as pure functions so they can be tested as tables.
  */
@@ -20,7 +22,15 @@ const HOP_BY_HOP = [
 ];
 
 /** Headers the gateway sets itself; whatever a client sent under these names is discarded. */
-const GATEWAY_OWNED = ["host", "authorization", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"];
+const GATEWAY_OWNED = [
+  "host",
+  "authorization",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "forwarded",
+  CLIENT_IP_HEADER,
+];
 
 /** Better Auth's cookies (session token, cached session data, "don't remember me"). */
 const AUTH_COOKIE = /^(?:__Secure-|__Host-)?better-auth\./;
@@ -51,13 +61,14 @@ function cookieName(pair: string): string {
   return equals === -1 ? pair : pair.slice(0, equals);
 }
 
-export interface ForwardedFor {
-  /** The socket peer's address, when known. */
-  clientIp: string | undefined;
-  /** "http" or "https", as the client reached the gateway. */
-  proto: string;
+/** The forwarding headers' values, as established from the socket and TRUSTED_PROXIES. */
+export interface Forwarding {
+  /** The trusted X-Forwarded-For chain with the socket peer appended, or just the peer. */
+  forwardedFor: string | undefined;
+  /** "http" or "https", as the client reached the gateway (or its trusted proxy). */
+  forwardedProto: string;
   /** The Host the client addressed. */
-  host: string;
+  forwardedHost: string;
 }
 
 /**
@@ -65,7 +76,7 @@ export interface ForwardedFor {
  * its own Authorization and forwarding headers, Better Auth's cookies), then inject the
  * gateway's own: the JWT and the forwarding headers.
  */
-export function upstreamRequestHeaders(incoming: Headers, token: string, forwarded: ForwardedFor): Headers {
+export function upstreamRequestHeaders(incoming: Headers, token: string, forwarding: Forwarding): Headers {
   const headers = new Headers(incoming);
   removeHopByHop(headers);
   for (const name of GATEWAY_OWNED) headers.delete(name);
@@ -79,9 +90,9 @@ export function upstreamRequestHeaders(incoming: Headers, token: string, forward
   if (keptCookies !== null) headers.set("cookie", keptCookies);
 
   headers.set("authorization", `Bearer ${token}`);
-  if (forwarded.clientIp) headers.set("x-forwarded-for", forwarded.clientIp);
-  headers.set("x-forwarded-proto", forwarded.proto);
-  headers.set("x-forwarded-host", forwarded.host);
+  if (forwarding.forwardedFor) headers.set("x-forwarded-for", forwarding.forwardedFor);
+  headers.set("x-forwarded-proto", forwarding.forwardedProto);
+  if (forwarding.forwardedHost) headers.set("x-forwarded-host", forwarding.forwardedHost);
   return headers;
 }
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGateway, type Gateway } from "../../src/app";
+import { createGateway, type Gateway, type GatewayOptions } from "../../src/app";
 import { loadConfig } from "../../src/config";
 import type { Logger } from "../../src/ops/log";
 
@@ -33,7 +33,11 @@ export function memoryLogger(lines: string[]): Logger {
 }
 
 /** Starts a real gateway on a loopback port with its SQLite file in `dataDir`. */
-export async function startGateway(env: Record<string, string>, dataDir: string): Promise<RunningGateway> {
+export async function startGateway(
+  env: Record<string, string>,
+  dataDir: string,
+  options: Omit<GatewayOptions, "logger"> = {},
+): Promise<RunningGateway> {
   const port = freePort();
   const config = loadConfig({
     PORT: String(port),
@@ -44,8 +48,8 @@ export async function startGateway(env: Record<string, string>, dataDir: string)
     ...env,
   });
   const logLines: string[] = [];
-  const gateway = await createGateway(config, { logger: memoryLogger(logLines) });
-  gateway.app.listen({ port: config.port, hostname: config.host });
+  const gateway = await createGateway(config, { ...options, logger: memoryLogger(logLines) });
+  gateway.listen();
   return {
     url: `http://127.0.0.1:${port}`,
     gateway,
