@@ -76,7 +76,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     // Requests that did not come through `handle` (app.handle in a test) get a context without a peer.
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
-    keepStreamOpen: (request) => server?.timeout(request, 0),
+    keepStreamOpen: (request, body) => {
+      if (!server) return body;
+      const idle = options.idleTimeoutSeconds ?? 10;
+      const live = server;
+      live.timeout(request, 0);
+      // Bun keeps the lifted timeout on the keep-alive socket afterwards: restore it when the
+      // body ends (a client that leaves closes the socket, so nothing is left to restore).
+      const restore = () => live.timeout(request, idle);
+      return body.pipeThrough(new TransformStream({ flush: restore }));
+    },
     afterSignOut: () => void relay.closeEndedSessions(),
   });
 
@@ -198,8 +207,8 @@ interface AppDeps {
   logger: Logger;
   docs: Awaited<ReturnType<typeof docsPlugin>>;
   contextOf(request: Request): RequestContext;
-  /** Lifts Bun's idle timeout for a response that streams (SSE may be quiet for long). */
-  keepStreamOpen(request: Request): void;
+  /** Lifts Bun's idle timeout while `body` streams (SSE may be quiet for long), then restores it. */
+  keepStreamOpen(request: Request, body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array>;
   afterSignOut(): void;
 }
 
@@ -266,10 +275,13 @@ function proxyRoutes({ config, auth, contextOf, keepStreamOpen }: AppDeps) {
           headersTimeoutMs: config.proxyTimeoutMs,
           maxBodyBytes: config.maxBodyBytes,
         });
-        if (upstream.body) keepStreamOpen(request);
+        // Responses of unknown length (event streams, long polls, NDJSON) may go quiet for
+        // longer than the idle timeout; a body of known length streams natively.
+        const body =
+          upstream.body && !upstream.headers.has("content-length") ? keepStreamOpen(request, upstream.body) : upstream.body;
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a
         // chunked or compressed body streams through byte for byte.
-        return new Response(upstream.body, {
+        return new Response(body, {
           status: upstream.status,
           statusText: upstream.statusText,
           headers: downstreamResponseHeaders(upstream.headers, identity.setCookies),

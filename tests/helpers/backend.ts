@@ -18,8 +18,10 @@ export interface Received {
 export interface TestBackend {
   url: string;
   received: Received[];
-  /** Resolves once the backend has seen a request to `path` abort (client went away). */
+  /** Paths whose requests the backend saw aborted (the client, or the gateway, went away). */
   aborted: Set<string>;
+  /** Resolves when a request to `path` is aborted. */
+  abortOf(path: string): Promise<void>;
   /** Lets the SSE route send its next event. */
   releaseSseEvent(): void;
   /** Point JWT verification at a gateway: its JWKS URL, issuer and audience. */
@@ -50,6 +52,12 @@ async function hashBody(request: Request): Promise<{ bodyBytes: number; bodySha2
 export function startBackend(): TestBackend {
   const received: Received[] = [];
   const aborted = new Set<string>();
+  const abortWaiters = new Map<string, (() => void)[]>();
+  const noteAbort = (path: string) => {
+    aborted.add(path);
+    for (const resolve of abortWaiters.get(path) ?? []) resolve();
+    abortWaiters.delete(path);
+  };
   let verify: ((token: string) => Promise<JWTVerifyResult>) | undefined;
   const sseWaiters: (() => void)[] = [];
   let sseCredits = 0;
@@ -66,6 +74,7 @@ export function startBackend(): TestBackend {
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     async fetch(request) {
       const url = new URL(request.url);
       const target = request.url.slice(request.url.indexOf("/", url.protocol.length + 2));
@@ -81,7 +90,7 @@ export function startBackend(): TestBackend {
         }
       }
       received.push(record);
-      request.signal.addEventListener("abort", () => aborted.add(url.pathname));
+      request.signal.addEventListener("abort", () => noteAbort(url.pathname));
 
       const route = url.pathname.replace(/^\/api/, "");
       if (route.startsWith("/status/")) {
@@ -128,6 +137,49 @@ export function startBackend(): TestBackend {
             }),
             { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } },
           );
+        case "/quiet-sse": {
+          // One event, then silence for ?quietMs, then a last event: longer than an idle timeout.
+          const quietMs = Number(url.searchParams.get("quietMs") ?? "0");
+          const encoder = new TextEncoder();
+          return new Response(
+            new ReadableStream({
+              async start(controller) {
+                controller.enqueue(encoder.encode("data: first\n\n"));
+                await Bun.sleep(quietMs);
+                controller.enqueue(encoder.encode("data: after the quiet\n\n"));
+                controller.close();
+              },
+            }),
+            { headers: { "content-type": "text/event-stream" } },
+          );
+        }
+        case "/endless":
+          // Sends a first chunk, then waits for the client to go away.
+          return new Response(
+            new ReadableStream({
+              start(controller) {
+                controller.enqueue(new TextEncoder().encode("first chunk\n"));
+              },
+            }),
+            { headers: { "content-type": "text/plain" } },
+          );
+        case "/reset":
+          // 64 KB of a body, then the stream fails: the connection ends mid-body.
+          return new Response(
+            new ReadableStream({
+              async pull(controller) {
+                controller.enqueue(new Uint8Array(65536));
+                await Bun.sleep(1);
+                controller.error(new Error("backend crashed mid-stream"));
+              },
+            }),
+            { headers: { "content-type": "application/octet-stream" } },
+          );
+        case "/refresh-cookie": {
+          const headers = new Headers({ "content-type": "text/plain" });
+          headers.append("set-cookie", "backend=1; Path=/");
+          return new Response("ok", { headers });
+        }
         case "/hang":
           return new Promise<Response>((resolve) => hung.push(() => resolve(new Response("late"))));
       }
@@ -142,6 +194,10 @@ export function startBackend(): TestBackend {
     url: `http://127.0.0.1:${server.port}`,
     received,
     aborted,
+    abortOf(path) {
+      if (aborted.has(path)) return Promise.resolve();
+      return new Promise((resolve) => abortWaiters.set(path, [...(abortWaiters.get(path) ?? []), resolve]));
+    },
     releaseSseEvent() {
       const waiter = sseWaiters.shift();
       if (waiter) waiter();
