@@ -67,6 +67,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const base = backendBase(config.backendUrl);
   const wsBase = base.replace(/^http/, "ws");
   let server: Server<RelayData> | undefined;
+  const timeouts = connectionTimeouts(() => server, options.idleTimeoutSeconds ?? 10, config.proxyTimeoutMs);
 
   const app = buildApp({
     config,
@@ -76,16 +77,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     // Requests that did not come through `handle` (app.handle in a test) get a context without a peer.
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
-    keepStreamOpen: (request, body) => {
-      if (!server) return body;
-      const idle = options.idleTimeoutSeconds ?? 10;
-      const live = server;
-      live.timeout(request, 0);
-      // Bun keeps the lifted timeout on the keep-alive socket afterwards: restore it when the
-      // body ends (a client that leaves closes the socket, so nothing is left to restore).
-      const restore = () => live.timeout(request, idle);
-      return body.pipeThrough(new TransformStream({ flush: restore }));
-    },
+    connectionTimeouts: timeouts,
     afterSignOut: () => void relay.closeEndedSessions(),
   });
 
@@ -120,6 +112,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         const identity = await identify(auth, request.headers);
         if (!identity) response = jsonError(401, "Authentication required");
         else {
+          timeouts.awaitBackend(request);
           response = await relay.upgrade(request, bunServer, {
             url: wsBase + target,
             headers: upstreamRequestHeaders(request.headers, identity.token, context),
@@ -168,6 +161,42 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   };
 }
 
+interface ConnectionTimeouts {
+  /** Lets the connection wait for the backend's headers up to PROXY_TIMEOUT_MS. */
+  awaitBackend(request: Request): void;
+  /** Lifts the idle timeout while an event stream's `body` is streaming, then restores it. */
+  keepEventStreamOpen(request: Request, body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array>;
+}
+
+/**
+ * Bun closes a connection after `idleSeconds` without traffic, including while a handler is
+ * still waiting for the backend, and including a quiet event stream. A proxied request gets
+ * enough idle time for the backend's header deadline (so the client sees the backend's answer
+ * or a 504, never a reset); an event stream gets no idle limit while it streams. Bun keeps a
+ * changed timeout on the keep-alive socket, so the stream's is restored when it ends (a client
+ * that leaves closes the socket, so nothing is left to restore then).
+ * Only event streams are wrapped: the wrapper moves every chunk through JavaScript, which other
+ * bodies (large downloads) stream past natively.
+ */
+function connectionTimeouts(server: () => Server<RelayData> | undefined, idleSeconds: number, proxyTimeoutMs: number): ConnectionTimeouts {
+  const backendWaitSeconds = Math.max(idleSeconds, Math.ceil(proxyTimeoutMs / 1000) + 1);
+  return {
+    awaitBackend(request) {
+      server()?.timeout(request, backendWaitSeconds);
+    },
+    keepEventStreamOpen(request, body) {
+      const live = server();
+      if (!live) return body;
+      live.timeout(request, 0);
+      return body.pipeThrough(new TransformStream({ flush: () => live.timeout(request, backendWaitSeconds) }));
+    },
+  };
+}
+
+function isEventStream(headers: Headers): boolean {
+  return headers.get("content-type")?.toLowerCase().startsWith("text/event-stream") ?? false;
+}
+
 function isWebSocketUpgrade(request: Request): boolean {
   return request.method === "GET" && request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
@@ -207,8 +236,7 @@ interface AppDeps {
   logger: Logger;
   docs: Awaited<ReturnType<typeof docsPlugin>>;
   contextOf(request: Request): RequestContext;
-  /** Lifts Bun's idle timeout while `body` streams (SSE may be quiet for long), then restores it. */
-  keepStreamOpen(request: Request, body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array>;
+  connectionTimeouts: ConnectionTimeouts;
   afterSignOut(): void;
 }
 
@@ -245,7 +273,7 @@ function buildApp(deps: AppDeps) {
     .use(proxyRoutes(deps));
 }
 
-function proxyRoutes({ config, auth, contextOf, keepStreamOpen }: AppDeps) {
+function proxyRoutes({ config, auth, contextOf, connectionTimeouts }: AppDeps) {
   const base = backendBase(config.backendUrl);
   const trustedOrigins = [config.authUrl.origin, ...config.trustedOrigins];
   return new Elysia({ name: "authgate/proxy" })
@@ -269,16 +297,15 @@ function proxyRoutes({ config, auth, contextOf, keepStreamOpen }: AppDeps) {
     .all(
       "/api/*",
       async function proxyToBackend({ request, identity, context }) {
+        connectionTimeouts.awaitBackend(request);
         const upstream = await forward(request, {
           url: base + rawPathAndQuery(request.url),
           headers: upstreamRequestHeaders(request.headers, identity.token, context),
           headersTimeoutMs: config.proxyTimeoutMs,
           maxBodyBytes: config.maxBodyBytes,
         });
-        // Responses of unknown length (event streams, long polls, NDJSON) may go quiet for
-        // longer than the idle timeout; a body of known length streams natively.
         const body =
-          upstream.body && !upstream.headers.has("content-length") ? keepStreamOpen(request, upstream.body) : upstream.body;
+          upstream.body && isEventStream(upstream.headers) ? connectionTimeouts.keepEventStreamOpen(request, upstream.body) : upstream.body;
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a
         // chunked or compressed body streams through byte for byte.
         return new Response(body, {

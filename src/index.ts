@@ -31,8 +31,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const gateway = await createGateway(config, { logger });
-  gateway.app.listen({ port: config.port, hostname: config.host });
-  const server = gateway.app.server!;
+  const server = gateway.listen();
   logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, backend: "configured" });
 
   const shutdown = async (signal: string) => {

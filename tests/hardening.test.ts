@@ -244,9 +244,13 @@ describe("long and broken streams", () => {
     cookie = (await signUp(gw.url)).cookie;
   });
 
-  test("an event stream stays open while quiet for longer than the idle timeout", async () => {
-    const response = await fetch(gw.url + "/api/quiet-sse?quietMs=6000", { headers: { cookie } });
-    expect(await response.text()).toBe("data: first\n\ndata: after the quiet\n\n");
+  test("an event stream quiet for longer than the idle timeout, and a backend slow to answer, both arrive", async () => {
+    const [events, slow] = await Promise.all([
+      fetch(gw.url + "/api/quiet-sse?quietMs=6000", { headers: { cookie } }).then((r) => r.text()),
+      fetch(gw.url + "/api/slow-headers?ms=6000", { headers: { cookie } }).then((r) => r.text()),
+    ]);
+    expect(events).toBe("data: first\n\ndata: after the quiet\n\n");
+    expect(slow).toBe("worth the wait");
   }, 15_000);
 
   test("a client that goes away cancels the backend request within a second", async () => {

@@ -153,6 +153,10 @@ export function startBackend(): TestBackend {
             { headers: { "content-type": "text/event-stream" } },
           );
         }
+        case "/slow-headers":
+          // Answers only after ?ms of silence: longer than an idle timeout, shorter than PROXY_TIMEOUT_MS.
+          await Bun.sleep(Number(url.searchParams.get("ms") ?? "0"));
+          return new Response("worth the wait");
         case "/endless":
           // Sends a first chunk, then waits for the client to go away.
           return new Response(

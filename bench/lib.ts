@@ -1,0 +1,127 @@
+import type { Subprocess } from "bun";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..");
+
+export interface Service {
+  proc: Subprocess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a bench helper that prints its port as its first stdout line. */
+export async function startPortPrinter(script: string, env: Record<string, string> = {}): Promise<Service> {
+  const proc = Bun.spawn([process.execPath, join(ROOT, script)], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${script} exited before printing its port`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return { proc, url: `http://127.0.0.1:${text.trim()}`, stop: () => stopProcess(proc) };
+}
+
+/** Starts the real gateway (src/index.ts) on a fresh SQLite file and waits for /healthz. */
+export async function startGateway(backendUrl: string, extraEnv: Record<string, string> = {}): Promise<Service & { startupMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "authgate-bench-"));
+  const port = freePort();
+  const started = performance.now();
+  const proc = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      BACKEND_API_URL: backendUrl,
+      DATABASE_URL: join(dir, "authgate.db"),
+      BETTER_AUTH_SECRET: "bench-secret-bench-secret-bench-secret-0",
+      BETTER_AUTH_URL: `http://127.0.0.1:${port}`,
+      MAX_BODY_BYTES: "0",
+      ...extraEnv,
+    },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    const ok = await fetch(url + "/healthz").then((r) => r.ok, () => false);
+    if (ok) break;
+    if (proc.exitCode !== null) throw new Error("gateway exited during start-up");
+    await Bun.sleep(5);
+  }
+  const startupMs = performance.now() - started;
+  return {
+    proc,
+    url,
+    startupMs,
+    async stop() {
+      await stopProcess(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function stopProcess(proc: Subprocess) {
+  proc.kill("SIGTERM");
+  await proc.exited;
+}
+
+export function freePort(): number {
+  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = probe.port!;
+  probe.stop(true);
+  return port;
+}
+
+/** Resident memory of a process, in MB, from /proc. */
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+/** Samples a process's RSS every `everyMs` while `work` runs; returns the peak and the baseline. */
+export async function withPeakRss<T>(pid: number | undefined, work: () => Promise<T>, everyMs = 20) {
+  if (pid === undefined) return { result: await work(), baseMb: 0, peakMb: 0 };
+  const baseMb = rssMb(pid);
+  let peakMb = baseMb;
+  const timer = setInterval(() => (peakMb = Math.max(peakMb, rssMb(pid))), everyMs);
+  try {
+    const result = await work();
+    peakMb = Math.max(peakMb, rssMb(pid));
+    return { result, baseMb, peakMb };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export async function signUpCookie(gatewayUrl: string): Promise<string> {
+  const response = await fetch(gatewayUrl + "/api/auth/sign-up/email", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: `bench-${crypto.randomUUID()}@example.test`, password: "bench password 123", name: "Bench" }),
+  });
+  if (!response.ok) throw new Error(`sign-up failed: ${response.status}`);
+  return response.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .join("; ");
+}
+
+export const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+export function printTable(headers: string[], rows: (string | number)[][]) {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
+  console.log(line(headers));
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const r of cells.slice(1)) console.log(line(r));
+}
