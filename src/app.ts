@@ -245,7 +245,11 @@ const SESSION_ENDING_ROUTES = /\/(sign-out|revoke-session|revoke-sessions|revoke
 
 function buildApp(deps: AppDeps) {
   const { auth, logger } = deps;
-  return new Elysia({ name: "authgate" })
+  // Elysia finds the path by searching for "/" from index 11 unless told otherwise, which skips
+  // into the path when the Host is shorter than 4 characters (`Host: x` made Elysia route
+  // `/v1/api/items` as `/api/items`). From index 7, the first "/" after "http://" is always the
+  // path's. The gateway serves plain HTTP only (TLS ends at the proxy in front of it).
+  return new Elysia({ name: "authgate", handler: { standardHostname: false } })
     .onError(function mapErrorToJson({ error, code, request }) {
       const requestId = request.headers.get("x-request-id");
       const path = new URL(request.url).pathname;
