@@ -279,6 +279,23 @@ describe("long and broken streams", () => {
     expect((await fetch(gw.url + "/api/after-reset", { headers: { cookie } })).status).toBe(200);
   });
 
+  test("the header deadline starts after the upload: an upload slower than PROXY_TIMEOUT_MS succeeds", async () => {
+    const quick = await gatewayWith({ PROXY_TIMEOUT_MS: "300" });
+    const { cookie } = await signUp(quick.url);
+    let sent = 0;
+    const paced = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        // Three chunks 250 ms apart: 750 ms of upload against a 300 ms header deadline.
+        if (sent === 3) return controller.close();
+        if (sent > 0) await Bun.sleep(250);
+        controller.enqueue(new Uint8Array(1000).fill(sent++));
+      },
+    });
+    const response = await fetch(quick.url + "/api/upload", { method: "POST", headers: { cookie }, body: paced });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { bodyBytes: number }).bodyBytes).toBe(3000);
+  });
+
   test("a backend timeout is logged with the request id and without the backend URL", async () => {
     const quick = await gatewayWith({ PROXY_TIMEOUT_MS: "200" });
     const { cookie } = await signUp(quick.url);
