@@ -66,6 +66,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
   const base = backendBase(config.backendUrl);
   const wsBase = base.replace(/^http/, "ws");
+  const trustedOrigins = [config.authUrl.origin, ...config.trustedOrigins];
+  // Proxied routes are authenticated by the session cookie, so a browser on another site could
+  // ride on it; WebSocket handshakes are GETs but get the same check (cross-site WebSocket hijacking).
+  const crossSiteRefused = (request: Request, context: RequestContext) =>
+    isCrossSiteRefused({
+      method: isWebSocketUpgrade(request) ? "WEBSOCKET" : request.method,
+      origin: request.headers.get("origin"),
+      referer: request.headers.get("referer"),
+      allowedOrigins: new Set([...trustedOrigins, `${context.forwardedProto}://${context.forwardedHost}`]),
+    });
   let server: Server<RelayData> | undefined;
   const timeouts = connectionTimeouts(() => server, options.idleTimeoutSeconds ?? 10, config.proxyTimeoutMs);
 
@@ -105,27 +115,28 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     request.headers.delete(CLIENT_IP_HEADER);
     if (context.clientIp) request.headers.set(CLIENT_IP_HEADER, context.clientIp);
 
-    let response: Response | undefined;
-    if (path.startsWith("/api/")) {
-      response = refuseBeforeRouting(request, path, config);
-      if (!response && isWebSocketUpgrade(request) && !path.startsWith(`${AUTH_BASE_PATH}/`)) {
-        const identity = await identify(auth, request.headers);
-        if (!identity) response = jsonError(401, "Authentication required");
-        else {
-          timeouts.awaitBackend(request);
-          response = await relay.upgrade(request, bunServer, {
-            url: wsBase + target,
-            headers: upstreamRequestHeaders(request.headers, identity.token, context),
-            protocols: (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean),
-            requestId: context.requestId,
-            sessionId: identity.sessionId,
-            sessionHeaders: new Headers({ cookie: request.headers.get("cookie") ?? "" }),
-            openTimeoutMs: config.proxyTimeoutMs,
-          });
-          if (!response) {
-            logAccess(logger, request, path, 101, context, identity);
-            return undefined;
-          }
+    let response = path.startsWith("/api/") ? refuseBeforeRouting(request, path, config) : undefined;
+    const proxied = path.startsWith("/api/") && !path.startsWith(`${AUTH_BASE_PATH}/`);
+    if (!response && proxied && crossSiteRefused(request, context)) {
+      response = jsonError(403, "Cross-origin request refused");
+    }
+    if (!response && proxied && isWebSocketUpgrade(request)) {
+      const identity = await identify(auth, request.headers);
+      if (!identity) response = jsonError(401, "Authentication required");
+      else {
+        timeouts.awaitBackend(request);
+        response = await relay.upgrade(request, bunServer, {
+          url: wsBase + target,
+          headers: upstreamRequestHeaders(request.headers, identity.token, context),
+          protocols: (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean),
+          requestId: context.requestId,
+          sessionId: identity.sessionId,
+          sessionHeaders: new Headers({ cookie: request.headers.get("cookie") ?? "" }),
+          openTimeoutMs: config.proxyTimeoutMs,
+        });
+        if (!response) {
+          logAccess(logger, request, path, 101, context, identity);
+          return undefined;
         }
       }
     }
@@ -279,21 +290,9 @@ function buildApp(deps: AppDeps) {
 
 function proxyRoutes({ config, auth, contextOf, connectionTimeouts }: AppDeps) {
   const base = backendBase(config.backendUrl);
-  const trustedOrigins = [config.authUrl.origin, ...config.trustedOrigins];
   return new Elysia({ name: "authgate/proxy" })
     .resolve(async function authenticateCaller({ request }) {
       const context = contextOf(request);
-      const allowedOrigins = new Set([...trustedOrigins, `${context.forwardedProto}://${context.forwardedHost}`]);
-      if (
-        isCrossSiteRefused({
-          method: request.method,
-          origin: request.headers.get("origin"),
-          referer: request.headers.get("referer"),
-          allowedOrigins,
-        })
-      ) {
-        throw new GatewayError(403, "Cross-origin request refused");
-      }
       const identity = await identify(auth, request.headers);
       if (!identity) throw new AuthenticationRequired();
       return { identity, context };

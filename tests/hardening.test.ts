@@ -285,7 +285,7 @@ describe("long and broken streams", () => {
     let sent = 0;
     const paced = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        // Three chunks 250 ms apart: 750 ms of upload against a 300 ms header deadline.
+        // Three chunks 250 ms apart: 500 ms of upload against a 300 ms header deadline.
         if (sent === 3) return controller.close();
         if (sent > 0) await Bun.sleep(250);
         controller.enqueue(new Uint8Array(1000).fill(sent++));

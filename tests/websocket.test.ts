@@ -288,6 +288,26 @@ describe("upgrades the gateway refuses", () => {
     expect(backend.requests.items.length).toBe(before);
   });
 
+  test("a handshake from a foreign Origin → 403 even with a valid session (cross-site WebSocket hijacking)", async () => {
+    const before = backend.requests.items.length;
+    const response = await fetch(gw.url + "/api/live", { headers: upgradeHeaders({ cookie, origin: "https://evil.example" }) });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toEqual({ error: "Cross-origin request refused" });
+    expect(backend.requests.items.length).toBe(before);
+  });
+
+  test("a handshake from the gateway's own Origin opens", async () => {
+    const ws = new WebSocket(gw.url.replace(/^http/, "ws") + "/api/live", { headers: { cookie, origin: gw.url } });
+    const outcome = await new Promise<string>((resolve) => {
+      ws.onopen = () => resolve("open");
+      ws.onclose = (event) => resolve(`closed ${event.code}`);
+    });
+    expect(outcome).toBe("open");
+    const closed = new Promise((resolve) => (ws.onclose = resolve));
+    ws.close(1000);
+    await closed;
+  });
+
   test("no session → the WebSocket client gets an error and never opens", async () => {
     const before = backend.requests.items.length;
     const client = connect(gw.url, "theme=dark");

@@ -5,7 +5,8 @@
  * Unsafe methods need an `Origin` (or, without one, a `Referer`) that is the gateway's own
  * origin or a trusted one. A request with neither passes: browsers send `Origin` on every
  * cross-site unsafe request, so its absence means a non-browser client, which cannot ride on
- * a victim's cookie.
+ * a victim's cookie. Callers pass a WebSocket handshake as an unsafe method: it is a GET,
+ * but it opens a channel that carries the cookie's authority.
  */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
