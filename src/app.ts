@@ -1,7 +1,7 @@
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { AUTH_BASE_PATH, createAuth, migrate, type Auth } from "./auth";
-import { identify, type Identity } from "./auth/identity";
+import { createIdentityResolver, type Identity, type IdentityResolver } from "./auth/identity";
 import { resolveAuthSecret } from "./auth/secret";
 import type { Config } from "./config";
 import { openDatabase, type GatewayDatabase } from "./db";
@@ -15,6 +15,8 @@ import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/heade
 import { pathProblem } from "./proxy/path";
 import { backendBase, rawPathAndQuery } from "./proxy/target";
 import { createWebSocketRelay, type RelayData } from "./proxy/ws";
+import { createMinter } from "./token/mint";
+import { createSigningKeys } from "./token/signing-key";
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -28,6 +30,7 @@ export interface Gateway {
   readonly app: ReturnType<typeof buildApp>;
   readonly auth: Auth;
   readonly db: GatewayDatabase;
+  readonly identities: IdentityResolver;
   /** Bun.serve's fetch: request context, path rule, WebSocket upgrades, then the app. */
   fetch(request: Request, server: Server<RelayData>): Promise<Response | undefined>;
   listen(): Server<RelayData>;
@@ -53,6 +56,24 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     await db.close();
     throw error;
   }
+
+  const signingKeys = createSigningKeys(auth, db.kysely);
+  const identities = createIdentityResolver({
+    auth,
+    mint: createMinter({
+      signingKeys,
+      issuer: config.authUrl.origin,
+      audience: config.authUrl.origin,
+      lifetimeSeconds: config.jwtLifetimeSeconds,
+    }),
+    sessionCacheSeconds: config.sessionCacheSeconds,
+    cacheEntries: config.sessionCacheEntries,
+  });
+  // Load the key now rather than on the first request, then notice a newer key (minted by
+  // another instance, or a rotation) within a minute, off the request path.
+  await signingKeys.current();
+  const keyCheck = setInterval(() => void signingKeys.refresh().catch(() => {}), 60_000);
+  keyCheck.unref();
 
   const trustProxy = compileTrustedProxies(config.trustedProxies);
   const contexts = new WeakMap<Request, RequestContext>();
@@ -88,7 +109,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
     connectionTimeouts: timeouts,
-    afterSignOut: () => void relay.closeEndedSessions(),
+    identities,
+    afterSignOut: () => {
+      identities.forgetSessions();
+      void relay.closeEndedSessions();
+    },
   });
 
   async function handle(request: Request, bunServer: Server<RelayData>): Promise<Response | undefined> {
@@ -121,7 +146,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       response = jsonError(403, "Cross-origin request refused");
     }
     if (!response && proxied && isWebSocketUpgrade(request)) {
-      const identity = await identify(auth, request.headers);
+      const identity = await identities.identify(request.headers);
       if (!identity) response = jsonError(401, "Authentication required");
       else {
         timeouts.awaitBackend(request);
@@ -150,6 +175,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     app,
     auth,
     db,
+    identities,
     fetch: handle,
     listen() {
       server = Bun.serve<RelayData, never>({
@@ -165,6 +191,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return server;
     },
     async close() {
+      clearInterval(keyCheck);
       relay.closeAll();
       await server?.stop(true);
       await db.close();
@@ -248,6 +275,8 @@ interface AppDeps {
   docs: Awaited<ReturnType<typeof docsPlugin>>;
   contextOf(request: Request): RequestContext;
   connectionTimeouts: ConnectionTimeouts;
+  identities: IdentityResolver;
+  /** After a sign-out or revocation through this instance: its cached sessions are dropped. */
   afterSignOut(): void;
 }
 
@@ -288,12 +317,12 @@ function buildApp(deps: AppDeps) {
     .use(proxyRoutes(deps));
 }
 
-function proxyRoutes({ config, auth, contextOf, connectionTimeouts }: AppDeps) {
+function proxyRoutes({ config, identities, contextOf, connectionTimeouts }: AppDeps) {
   const base = backendBase(config.backendUrl);
   return new Elysia({ name: "authgate/proxy" })
     .resolve(async function authenticateCaller({ request }) {
       const context = contextOf(request);
-      const identity = await identify(auth, request.headers);
+      const identity = await identities.identify(request.headers);
       if (!identity) throw new AuthenticationRequired();
       return { identity, context };
     })

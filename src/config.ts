@@ -24,6 +24,12 @@ export interface Config {
   readonly proxyTimeoutMs: number;
   /** JWT lifetime, as Better Auth / jose read it ("15m", "1h", "900s"). @default "15m" */
   readonly jwtExpiration: string;
+  /** The same lifetime in seconds. */
+  readonly jwtLifetimeSeconds: number;
+  /** How long a validated session is trusted without a database lookup; 0 disables. @default 5 */
+  readonly sessionCacheSeconds: number;
+  /** Most sessions, and as many JWTs, cached in memory. @default 10000 */
+  readonly sessionCacheEntries: number;
   /** Proxies whose X-Forwarded-* headers are believed (IPs and CIDRs). @default [] */
   readonly trustedProxies: readonly string[];
   /** Largest request body forwarded; 0 means no limit. @default 1 GiB */
@@ -46,7 +52,17 @@ const GIB = 1024 ** 3;
 
 // jose's time-span grammar, as accepted by Better Auth's `expirationTime`.
 const TIME_SPAN =
-  /^\d+(\.\d+)? ?(sec|secs|second|seconds|s|minute|minutes|min|mins|m|hour|hours|hr|hrs|h|day|days|d|week|weeks|w|year|years|yr|yrs|y)$/i;
+  /^(\d+(?:\.\d+)?) ?(sec|secs|second|seconds|s|minute|minutes|min|mins|m|hour|hours|hr|hrs|h|day|days|d|week|weeks|w|year|years|yr|yrs|y)$/i;
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800, y: 31_557_600 };
+
+/** Seconds in a jose time span; "min"/"mins"/"minute" are minutes, "m" alone too. */
+function timeSpanSeconds(span: string): number {
+  const [, amount, unit] = TIME_SPAN.exec(span)!;
+  const lower = unit!.toLowerCase();
+  const key = lower.startsWith("mi") || lower === "m" ? "m" : lower.startsWith("h") ? "h" : lower[0]!;
+  return Math.round(Number(amount) * UNIT_SECONDS[key]!);
+}
 
 export function loadConfig(env: Env): Config {
   const problems: string[] = [];
@@ -113,8 +129,9 @@ export function loadConfig(env: Env): Config {
   }
 
   const jwtExpiration = read("JWT_EXPIRATION") ?? "15m";
-  if (!TIME_SPAN.test(jwtExpiration)) {
-    problems.push(`JWT_EXPIRATION must be a time span such as "15m", "900s" or "1h", got "${jwtExpiration}"`);
+  let jwtLifetimeSeconds = 900;
+  if (!TIME_SPAN.test(jwtExpiration) || (jwtLifetimeSeconds = timeSpanSeconds(jwtExpiration)) < 2) {
+    problems.push(`JWT_EXPIRATION must be a time span of at least 2 s such as "15m", "900s" or "1h", got "${jwtExpiration}"`);
   }
 
   const trustedProxies = (read("TRUSTED_PROXIES") ?? "")
@@ -143,6 +160,9 @@ export function loadConfig(env: Env): Config {
     trustedOrigins: Object.freeze(trustedOrigins),
     proxyTimeoutMs: integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000),
     jwtExpiration,
+    jwtLifetimeSeconds,
+    sessionCacheSeconds: integer("SESSION_CACHE_SECONDS", 5, 0, 3600),
+    sessionCacheEntries: integer("SESSION_CACHE_ENTRIES", 10_000, 1, 10_000_000),
     trustedProxies: Object.freeze(trustedProxies),
     maxBodyBytes: integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER),
     rateLimit,

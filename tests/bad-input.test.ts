@@ -18,7 +18,9 @@ let port: number;
 beforeAll(async () => {
   dir = tempDir();
   backend = startBackend();
-  gw = await startGateway({ BACKEND_API_URL: backend.url, PROXY_TIMEOUT_MS: "2000" }, dir.path);
+  // No session cache: a session expired in the database must be refused on the very next request
+  // (with the cache on, that takes up to SESSION_CACHE_SECONDS; tests/session-cache.test.ts).
+  gw = await startGateway({ BACKEND_API_URL: backend.url, PROXY_TIMEOUT_MS: "2000", SESSION_CACHE_SECONDS: "0" }, dir.path);
   backend.trustGateway(gw.url, gw.url);
   ({ cookie } = await signUp(gw.url));
   port = Number(new URL(gw.url).port);

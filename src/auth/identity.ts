@@ -1,34 +1,91 @@
+import { LRUCache } from "lru-cache";
+import type { CallerClaims, Minter, MintedToken } from "../token/mint";
+import { sessionTokenFromCookie } from "../proxy/headers";
 import type { Auth } from "./index";
 
 /** Who is calling, as established from their session cookie. */
 export interface Identity {
   readonly userId: string;
   readonly sessionId: string;
-  /** JWT for the backend, signed with the gateway's current key. */
+  /** JWT for the backend, with at least half its lifetime left. */
   readonly token: string;
   /** `Set-Cookie` values Better Auth produced while validating (a session refresh). */
   readonly setCookies: readonly string[];
 }
 
+export interface IdentityOptions {
+  auth: Auth;
+  mint: Minter;
+  /** How long a validated session is trusted without asking the database again. @default 5 */
+  sessionCacheSeconds: number;
+  /** Most sessions (and as many JWTs) kept in memory. @default 10000 */
+  cacheEntries: number;
+}
+
+interface ValidatedSession {
+  claims: CallerClaims;
+}
+
 /**
- * Validates the session in the request's cookies once and derives the backend JWT in
- * the same call: Better Auth's jwt plugin adds `set-auth-jwt` to get-session's response,
- * so no second session lookup (as `/token` would do) is needed.
- * Returns null when there is no valid session.
+ * Validates sessions and derives their JWTs, with two bounded caches in front of the
+ * database and the signer:
+ *
+ * - sessions, by cookie token: trusted for at most `sessionCacheSeconds` and never past the
+ *   session's own expiry. A sign-out or revocation through this instance clears the cache
+ *   (`forgetSessions`), so it takes effect here at once; on other instances within that bound.
+ *   Invalid cookies are never cached, so each costs at most one lookup and cannot push valid
+ *   sessions out.
+ * - JWTs, by session id: reused while more than half of their lifetime remains, so the backend
+ *   always gets a token with at least half its lifetime left, for its own session only.
  */
-export async function identify(auth: Auth, headers: Headers): Promise<Identity | null> {
-  if (!headers.has("cookie")) return null;
-  const { headers: responseHeaders, response } = await auth.api.getSession({
-    headers,
-    returnHeaders: true,
-  });
-  if (!response) return null;
-  const token = responseHeaders.get("set-auth-jwt");
-  if (!token) throw new Error("Better Auth returned a session without a JWT");
+export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries }: IdentityOptions) {
+  const sessions = new LRUCache<string, ValidatedSession>({ max: cacheEntries });
+  const tokens = new LRUCache<string, MintedToken>({ max: cacheEntries });
+  const cacheMs = sessionCacheSeconds * 1000;
+
+  async function tokenFor(claims: CallerClaims): Promise<string> {
+    const cached = tokens.get(claims.sid);
+    if (cached && Date.now() < cached.renewAt) return cached.token;
+    const minted = await mint(claims);
+    tokens.set(claims.sid, minted);
+    return minted.token;
+  }
+
+  async function identify(headers: Headers): Promise<Identity | null> {
+    const sessionToken = sessionTokenFromCookie(headers.get("cookie"));
+    if (sessionToken === undefined) return null;
+
+    const hit = cacheMs > 0 ? sessions.get(sessionToken) : undefined;
+    if (hit) {
+      return { userId: hit.claims.sub, sessionId: hit.claims.sid, token: await tokenFor(hit.claims), setCookies: [] };
+    }
+
+    const { headers: responseHeaders, response } = await auth.api.getSession({ headers, returnHeaders: true });
+    if (!response) return null;
+    const { user, session } = response;
+    const claims: CallerClaims = {
+      sub: user.id,
+      email: user.email,
+      email_verified: user.emailVerified,
+      name: user.name,
+      sid: session.id,
+    };
+    const trustedFor = Math.min(cacheMs, new Date(session.expiresAt).getTime() - Date.now());
+    if (trustedFor > 0) sessions.set(sessionToken, { claims }, { ttl: trustedFor });
+    return { userId: user.id, sessionId: session.id, token: await tokenFor(claims), setCookies: responseHeaders.getSetCookie() };
+  }
+
   return {
-    userId: response.user.id,
-    sessionId: response.session.id,
-    token,
-    setCookies: responseHeaders.getSetCookie(),
+    identify,
+    /** Drops every cached session: the next request of each is validated again. */
+    forgetSessions: () => sessions.clear(),
+    get cachedSessions() {
+      return sessions.size;
+    },
+    get cachedTokens() {
+      return tokens.size;
+    },
   };
 }
+
+export type IdentityResolver = ReturnType<typeof createIdentityResolver>;

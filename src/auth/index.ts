@@ -30,6 +30,9 @@ export function createAuth({ config, db, secret }: AuthDeps) {
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     plugins: [
       jwt({
+        // The gateway signs backend tokens itself with a cached key (src/token); Better Auth
+        // would otherwise sign one more on every get-session call.
+        disableSettingJwtHeader: true,
         jwt: {
           issuer: origin,
           audience: origin,

@@ -10,6 +10,8 @@ export interface GatewayDatabase {
   readonly type: "sqlite";
   /** Directory beside the database, where the development secret is kept. */
   readonly dataDir: string;
+  /** Queries run so far: the proof that a cached request costs none. */
+  readonly queryCount: number;
   close(): Promise<void>;
 }
 
@@ -34,14 +36,19 @@ export function openDatabase(databaseUrl: string): GatewayDatabase {
     prepare: (sql: string) => sqlite.query(sql),
     close: () => sqlite.close(),
   };
+  let queryCount = 0;
   const kysely = new Kysely<any>({
     dialect: new BunSqliteDialect({ database: cachedStatements as unknown as Database }),
+    log: () => void queryCount++,
   });
 
   return {
     kysely,
     type: "sqlite",
     dataDir: dirname(path),
+    get queryCount() {
+      return queryCount;
+    },
     close: () => kysely.destroy(),
   };
 }

@@ -56,6 +56,28 @@ export function withoutAuthCookies(cookieHeader: string): string | null {
   return kept.length > 0 ? kept.join("; ") : null;
 }
 
+/** Better Auth's session cookie, with or without the prefix it gets on HTTPS. */
+const SESSION_COOKIE = /^(?:__Secure-)?better-auth\.session_token$/;
+
+/**
+ * The session cookie's value in a `Cookie` header (the signed token exactly as the browser
+ * sends it), or undefined. It keys the cache of validated sessions; when a header carries
+ * several session cookies, all of their values together are the key, so the cache can never
+ * answer for a different cookie than the one Better Auth validated.
+ */
+export function sessionTokenFromCookie(cookieHeader: string | null): string | undefined {
+  if (!cookieHeader) return undefined;
+  let found: string | undefined;
+  for (const pair of cookieHeader.split(";")) {
+    const trimmed = pair.trim();
+    const name = cookieName(trimmed);
+    if (!SESSION_COOKIE.test(name)) continue;
+    const value = trimmed.slice(name.length + 1);
+    found = found === undefined ? value : `${found};${value}`;
+  }
+  return found || undefined;
+}
+
 function cookieName(pair: string): string {
   const equals = pair.indexOf("=");
   return equals === -1 ? pair : pair.slice(0, equals);
