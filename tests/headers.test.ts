@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   downstreamResponseHeaders,
   removeHopByHop,
+  sessionTokenFromCookie,
   upstreamRequestHeaders,
   withoutAuthCookies,
   type Forwarding,
@@ -222,5 +223,20 @@ describe("downstreamResponseHeaders", () => {
     downstreamResponseHeaders(upstream, ["better-auth.session_token=x"]);
     expect(upstream.get("connection")).toBe("close");
     expect(upstream.getSetCookie()).toEqual(["a=1"]);
+  });
+});
+
+describe("sessionTokenFromCookie", () => {
+  test.each<[string, string | null, string | undefined]>([
+    ["no Cookie header", null, undefined],
+    ["no session cookie", "theme=dark; a=1", undefined],
+    ["the plain session cookie", "theme=dark; better-auth.session_token=abc.sig%3D; x=1", "abc.sig%3D"],
+    ["the __Secure- session cookie", "__Secure-better-auth.session_token=def.sig", "def.sig"],
+    ["the session data cookie is not the token", "better-auth.session_data=xyz", undefined],
+    ["an empty value", "better-auth.session_token=", undefined],
+    ["two session cookies key the cache together", "better-auth.session_token=a.1; __Secure-better-auth.session_token=b.2", "a.1;b.2"],
+    ["a similarly named cookie does not count", "my-better-auth.session_token=zzz", undefined],
+  ])("%s", (_name, header, expected) => {
+    expect(sessionTokenFromCookie(header)).toBe(expected);
   });
 });
