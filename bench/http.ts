@@ -1,0 +1,98 @@
+/**
+ * Requests/s and latency through each path, measured side by side in one run: scenarios
+ * alternate within every round, several rounds, medians with min–max.
+ * Usage: bun bench/http.ts [--rounds N] [--seconds N]
+ */
+import { median, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
+import { startNginx } from "./nginx";
+import { wrk, type LoadResult } from "./wrk";
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => {
+  const at = args.indexOf(`--${name}`);
+  return at === -1 ? fallback : Number(args[at + 1]);
+};
+const ROUNDS = flag("rounds", 3);
+const SECONDS = flag("seconds", 5);
+
+if (!Bun.which("wrk")) {
+  console.error("bench/http.ts needs wrk: apt-get install wrk (and nginx-light for the reference row)");
+  process.exit(1);
+}
+
+const backend = await startPortPrinter("bench/backend.ts");
+const bare = await startPortPrinter("bench/bare-proxy.ts", { BACKEND: backend.url });
+const startups: number[] = [];
+let gateway = await startGateway(backend.url);
+startups.push(gateway.startupMs);
+// Two more cold starts for the start-up figure; the last one stays up for the load.
+for (let i = 0; i < 2; i++) {
+  await gateway.stop();
+  gateway = await startGateway(backend.url);
+  startups.push(gateway.startupMs);
+}
+const nginx = await startNginx(backend.url);
+const cookie = await signUpCookie(gateway.url);
+await (await fetch(gateway.url + "/api/warm", { headers: { cookie } })).arrayBuffer();
+const idleRssMb = rssMb(gateway.proc.pid);
+
+interface Scenario {
+  name: string;
+  url: string;
+  headers?: Record<string, string>;
+  expectStatus: "2xx" | "401";
+  pid?: number;
+}
+const scenarios: Scenario[] = [
+  { name: "direct (backend)", url: backend.url + "/api/hello", expectStatus: "2xx" },
+  { name: "bare Bun proxy", url: bare.url + "/api/hello", expectStatus: "2xx", pid: bare.proc.pid },
+  { name: "gateway, authenticated", url: gateway.url + "/api/hello", headers: { cookie }, expectStatus: "2xx", pid: gateway.proc.pid },
+  { name: "gateway, 401", url: gateway.url + "/api/hello", expectStatus: "401", pid: gateway.proc.pid },
+  ...(nginx ? [{ name: "nginx (1 worker)", url: nginx.url + "/api/hello", expectStatus: "2xx" as const, pid: nginx.proc.pid }] : []),
+];
+
+const results = new Map<string, { runs: LoadResult[]; peakRss: number[] }>(scenarios.map((s) => [s.name, { runs: [], peakRss: [] }]));
+try {
+  for (const s of scenarios) await wrk(s.url, { seconds: 1, headers: s.headers }); // warm-up
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order each round so no scenario always runs first or last.
+    const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length]!);
+    for (const s of order) {
+      const { result, peakMb } = await withPeakRss(s.pid, () => wrk(s.url, { seconds: SECONDS, headers: s.headers }), 100);
+      const failed = s.expectStatus === "2xx" ? result.non2xx : result.requests - result.non2xx;
+      if (failed > 0) throw new Error(`${s.name}: ${failed} responses with an unexpected status`);
+      results.get(s.name)!.runs.push(result);
+      results.get(s.name)!.peakRss.push(peakMb);
+    }
+  }
+} finally {
+  await Promise.all([gateway.stop(), bare.stop(), backend.stop(), nginx?.stop()]);
+}
+
+const range = (values: number[], digits: number) =>
+  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+const bareRuns = results.get("bare Bun proxy")!.runs;
+const bareRps = median(bareRuns.map((r) => r.requestsPerSecond));
+const bareP99 = median(bareRuns.map((r) => r.p99Ms));
+
+console.log(`\nwrk -t1 -c50, ${SECONDS} s per run, ${ROUNDS} rounds alternating; median (min–max)\n`);
+printTable(
+  ["scenario", "requests/s", "× bare", "p50 ms", "p99 ms", "p99 × bare", "peak RSS MB"],
+  scenarios.map((s) => {
+    const { runs, peakRss } = results.get(s.name)!;
+    const rps = runs.map((r) => r.requestsPerSecond);
+    const p99 = runs.map((r) => r.p99Ms);
+    return [
+      s.name,
+      range(rps, 0),
+      (median(rps) / bareRps).toFixed(2),
+      range(runs.map((r) => r.p50Ms), 2),
+      range(p99, 2),
+      (median(p99) / bareP99).toFixed(2),
+      s.pid ? median(peakRss).toFixed(0) : "–",
+    ];
+  }),
+);
+console.log(`\ngateway idle RSS after sign-up: ${idleRssMb.toFixed(0)} MB`);
+console.log(`gateway start-up to first 200 on /healthz (fresh database): ${range(startups, 0)} ms`);
+if (!nginx) console.log("nginx not installed (apt-get install nginx-light): reference row skipped");
