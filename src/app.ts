@@ -120,7 +120,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     try {
       return await route(request, bunServer);
     } catch (error) {
-      logger.error("Unhandled error", { requestId: request.headers.get("x-request-id"), ...describeError(error) });
+      logger.error("Unhandled error", { requestId: contexts.get(request)?.requestId, ...describeError(error) });
       return jsonError(500, "Internal error");
     }
   }
@@ -136,9 +136,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       trustProxy,
     });
     contexts.set(request, context);
-    request.headers.set("x-request-id", context.requestId);
-    request.headers.delete(CLIENT_IP_HEADER);
-    if (context.clientIp) request.headers.set(CLIENT_IP_HEADER, context.clientIp);
+    if (path.startsWith(`${AUTH_BASE_PATH}/`)) {
+      // Better Auth reads the client IP (rate limiter) only from a header: the gateway's, never the client's.
+      request.headers.delete(CLIENT_IP_HEADER);
+      if (context.clientIp) request.headers.set(CLIENT_IP_HEADER, context.clientIp);
+    }
 
     let response = path.startsWith("/api/") ? refuseBeforeRouting(request, path, config) : undefined;
     const proxied = path.startsWith("/api/") && !path.startsWith(`${AUTH_BASE_PATH}/`);
@@ -291,7 +293,7 @@ function buildApp(deps: AppDeps) {
   // path's. The gateway serves plain HTTP only (TLS ends at the proxy in front of it).
   return new Elysia({ name: "authgate", handler: { standardHostname: false } })
     .onError(function mapErrorToJson({ error, code, request }) {
-      const requestId = request.headers.get("x-request-id");
+      const requestId = deps.contextOf(request).requestId;
       const path = new URL(request.url).pathname;
       if (error instanceof GatewayError) {
         if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, path, ...describeError(error) });

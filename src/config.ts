@@ -1,3 +1,4 @@
+import { LOG_LEVELS, type LogLevel } from "./ops/log";
 import { compileTrustedProxies } from "./ops/request-context";
 
 /**
@@ -36,6 +37,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Better Auth's rate limiter, per client IP. @default on in production, off otherwise */
   readonly rateLimit: boolean;
+  /** @default "info" */
+  readonly logLevel: LogLevel;
   readonly production: boolean;
 }
 
@@ -150,6 +153,9 @@ export function loadConfig(env: Env): Config {
   }
   const rateLimit = rateLimitRaw === undefined ? production : ["on", "true", "1"].includes(rateLimitRaw);
 
+  const logLevel = (read("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+
   const config: Config = {
     port,
     host,
@@ -166,6 +172,7 @@ export function loadConfig(env: Env): Config {
     trustedProxies: Object.freeze(trustedProxies),
     maxBodyBytes: integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER),
     rateLimit,
+    logLevel,
     production,
   };
   if (problems.length > 0) throw new ConfigError(problems);

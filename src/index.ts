@@ -2,8 +2,6 @@ import { createGateway } from "./app";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { createLogger } from "./ops/log";
 
-const logger = createLogger();
-
 function readConfig(): Config {
   try {
     return loadConfig(Bun.env);
@@ -17,12 +15,14 @@ function readConfig(): Config {
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "start";
   const config = readConfig();
+  const logger = createLogger(config.logLevel);
 
   if (command === "migrate") {
     // createGateway migrates on its own; here that is the whole job.
     const gateway = await createGateway(config, { logger });
     await gateway.close();
-    logger.info("migrations applied", { database: config.databaseUrl });
+    logger.info("migrations applied");
+    logger.flush();
     return;
   }
   if (command !== "start") {
@@ -37,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
   const shutdown = async (signal: string) => {
     logger.info("shutting down", { signal });
     await gateway.close();
+    logger.flush();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

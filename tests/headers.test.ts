@@ -8,7 +8,7 @@ import {
   type Forwarding,
 } from "../src/proxy/headers";
 
-const FORWARDED: Forwarding = { forwardedFor: "203.0.113.7", forwardedProto: "https", forwardedHost: "gateway.test" };
+const FORWARDED: Forwarding = { requestId: "req-1", forwardedFor: "203.0.113.7", forwardedProto: "https", forwardedHost: "gateway.test" };
 const TOKEN = "header.payload.signature";
 
 /** Headers as a plain object (lower-case names), so a whole set can be compared at once. */
@@ -83,12 +83,14 @@ describe("upstreamRequestHeaders", () => {
         "x-forwarded-proto": "http",
         "x-forwarded-host": "evil.test",
         forwarded: "for=10.0.0.1",
+        "x-request-id": "client chosen id",
         accept: "application/json",
       },
       FORWARDED,
       {
         accept: "application/json",
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",
@@ -97,8 +99,9 @@ describe("upstreamRequestHeaders", () => {
     [
       "no x-forwarded-for when the client address is unknown, and the client's is still dropped",
       { "x-forwarded-for": "10.0.0.1" },
-      { forwardedFor: undefined, forwardedProto: "http", forwardedHost: "gw:3000" },
-      { authorization: `Bearer ${TOKEN}`, "x-forwarded-proto": "http", "x-forwarded-host": "gw:3000" },
+      { requestId: "req-1", forwardedFor: undefined, forwardedProto: "http", forwardedHost: "gw:3000" },
+      { authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1", "x-forwarded-proto": "http", "x-forwarded-host": "gw:3000" },
     ],
     [
       "hop-by-hop and Connection-named headers removed",
@@ -107,6 +110,7 @@ describe("upstreamRequestHeaders", () => {
       {
         "x-keep": "2",
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",
@@ -119,6 +123,7 @@ describe("upstreamRequestHeaders", () => {
       {
         cookie: "a=1; b=x=y; c=3",
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",
@@ -130,6 +135,7 @@ describe("upstreamRequestHeaders", () => {
       FORWARDED,
       {
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",
@@ -143,6 +149,7 @@ describe("upstreamRequestHeaders", () => {
         "content-type": "application/json",
         "content-length": "17",
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",
@@ -154,6 +161,7 @@ describe("upstreamRequestHeaders", () => {
       FORWARDED,
       {
         authorization: `Bearer ${TOKEN}`,
+        "x-request-id": "req-1",
         "x-forwarded-for": "203.0.113.7",
         "x-forwarded-proto": "https",
         "x-forwarded-host": "gateway.test",

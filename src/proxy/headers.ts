@@ -29,6 +29,7 @@ const GATEWAY_OWNED = [
   "x-forwarded-proto",
   "x-forwarded-host",
   "forwarded",
+  "x-request-id",
   CLIENT_IP_HEADER,
 ];
 
@@ -85,6 +86,8 @@ function cookieName(pair: string): string {
 
 /** The forwarding headers' values, as established from the socket and TRUSTED_PROXIES. */
 export interface Forwarding {
+  /** The client's sane X-Request-Id, or one the gateway generated. */
+  requestId: string;
   /** The trusted X-Forwarded-For chain with the socket peer appended, or just the peer. */
   forwardedFor: string | undefined;
   /** "http" or "https", as the client reached the gateway (or its trusted proxy). */
@@ -112,6 +115,7 @@ export function upstreamRequestHeaders(incoming: Headers, token: string, forward
   if (keptCookies !== null) headers.set("cookie", keptCookies);
 
   headers.set("authorization", `Bearer ${token}`);
+  headers.set("x-request-id", forwarding.requestId);
   if (forwarding.forwardedFor) headers.set("x-forwarded-for", forwarding.forwardedFor);
   headers.set("x-forwarded-proto", forwarding.forwardedProto);
   if (forwarding.forwardedHost) headers.set("x-forwarded-host", forwarding.forwardedHost);
