@@ -1,4 +1,5 @@
 import { createGateway } from "./app";
+import { createAuthOperations } from "./auth/service";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { createLogger } from "./ops/log";
 
@@ -18,9 +19,9 @@ async function main(argv: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
 
   if (command === "migrate") {
-    // createGateway migrates on its own; here that is the whole job.
-    const gateway = await createGateway(config, { logger });
-    await gateway.close();
+    // Opening Better Auth's database migrates it; here that is the whole job.
+    const operations = await createAuthOperations(config, logger);
+    await operations.close();
     logger.info("migrations applied");
     logger.flush();
     return;

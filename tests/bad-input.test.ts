@@ -221,7 +221,7 @@ describe("cookies", () => {
     const other = await signUp(gw.url);
     // Valid first, so the 401 below is caused by the expiry alone.
     expect((await fetch(gw.url + "/api/before-expiry", { headers: { cookie: other.cookie } })).status).toBe(200);
-    const updated = await gw.gateway.db.kysely
+    const updated = await gw.db.kysely
       .updateTable("session")
       .set({ expiresAt: new Date(Date.now() - 60_000).toISOString() })
       .where("userId", "=", other.user.id)

@@ -128,7 +128,7 @@ describe("session refresh", () => {
     const gw = await gatewayWith({});
     const { cookie } = await signUp(gw.url);
     // A session close to expiry is extended (and its cookie re-set) on use.
-    await gw.gateway.db.kysely
+    await gw.db.kysely
       .updateTable("session")
       .set({ expiresAt: new Date(Date.now() + 60 * 60 * 1000).toISOString() })
       .execute();

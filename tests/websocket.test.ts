@@ -375,7 +375,7 @@ describe("a WebSocket whose session ends", () => {
     const alive = connect(gw.url, survivor.cookie);
     await Promise.all([doomed.opened, alive.opened]);
 
-    const deleted = await gw.gateway.db.kysely.deleteFrom("session").where("userId", "=", revoked.user.id).executeTakeFirst();
+    const deleted = await gw.db.kysely.deleteFrom("session").where("userId", "=", revoked.user.id).executeTakeFirst();
     expect(Number(deleted.numDeletedRows)).toBe(1);
 
     const event = await doomed.closed;

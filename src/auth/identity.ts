@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import type { CallerClaims, Minter, MintedToken } from "../token/mint";
 import { sessionTokenFromCookie } from "../proxy/headers";
-import type { Auth } from "./index";
+import type { AuthOperations } from "./service";
 
 /** Who is calling, as established from their session cookie. */
 export interface Identity {
@@ -14,7 +14,7 @@ export interface Identity {
 }
 
 export interface IdentityOptions {
-  auth: Auth;
+  auth: Pick<AuthOperations, "getSession">;
   mint: Minter;
   /** How long a validated session is trusted without asking the database again. @default 5 */
   sessionCacheSeconds: number;
@@ -60,19 +60,12 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
       return { userId: hit.claims.sub, sessionId: hit.claims.sid, token: await tokenFor(hit.claims), setCookies: [] };
     }
 
-    const { headers: responseHeaders, response } = await auth.api.getSession({ headers, returnHeaders: true });
-    if (!response) return null;
-    const { user, session } = response;
-    const claims: CallerClaims = {
-      sub: user.id,
-      email: user.email,
-      email_verified: user.emailVerified,
-      name: user.name,
-      sid: session.id,
-    };
-    const trustedFor = Math.min(cacheMs, new Date(session.expiresAt).getTime() - Date.now());
+    const session = await auth.getSession(headers.get("cookie")!, true);
+    if (!session) return null;
+    const { claims } = session;
+    const trustedFor = Math.min(cacheMs, session.expiresAt - Date.now());
     if (trustedFor > 0) sessions.set(sessionToken, { claims }, { ttl: trustedFor });
-    return { userId: user.id, sessionId: session.id, token: await tokenFor(claims), setCookies: responseHeaders.getSetCookie() };
+    return { userId: claims.sub, sessionId: claims.sid, token: await tokenFor(claims), setCookies: session.setCookies };
   }
 
   return {

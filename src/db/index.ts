@@ -21,7 +21,7 @@ export interface GatewayDatabase {
  * makes a second writer wait instead of failing with SQLITE_BUSY, and synchronous=NORMAL
  * is durable under WAL except for the last transactions on power loss.
  */
-export function openDatabase(databaseUrl: string): GatewayDatabase {
+export function openDatabase(databaseUrl: string, onQuery?: () => void): GatewayDatabase {
   const path = resolve(databaseUrl);
   mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path, { create: true, strict: false });
@@ -39,7 +39,10 @@ export function openDatabase(databaseUrl: string): GatewayDatabase {
   let queryCount = 0;
   const kysely = new Kysely<any>({
     dialect: new BunSqliteDialect({ database: cachedStatements as unknown as Database }),
-    log: () => void queryCount++,
+    log: () => {
+      queryCount++;
+      onQuery?.();
+    },
   });
 
   return {

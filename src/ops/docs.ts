@@ -1,15 +1,10 @@
 import { openapi } from "@elysiajs/openapi";
-import { AUTH_BASE_PATH, type Auth } from "../auth";
 
 /**
  * The Swagger UI page at /swagger (spec at /swagger/json), listing Better Auth's routes
- * under their real paths: Better Auth's own schema is relative to its base path.
+ * under their real /api/auth/... paths (from Better Auth's `openAPI()` schema).
  */
-export async function docsPlugin(auth: Auth) {
-  const schema = await auth.api.generateOpenAPISchema();
-  const paths = Object.fromEntries(
-    Object.entries(schema.paths ?? {}).map(([path, item]) => [AUTH_BASE_PATH + path, item]),
-  );
+export function docsPlugin(schema: { paths: Record<string, unknown>; components: unknown }) {
   return openapi({
     path: "/swagger",
     specPath: "/swagger/json",
@@ -23,7 +18,7 @@ export async function docsPlugin(auth: Auth) {
           "Authentication gateway. Better Auth routes are listed below; every other `/api/*` request is forwarded to the backend with a short-lived JWT in `Authorization: Bearer`.",
       },
       components: schema.components as never,
-      paths: paths as never,
+      paths: schema.paths as never,
     },
   });
 }

@@ -3,11 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGateway, type Gateway, type GatewayOptions } from "../../src/app";
 import { loadConfig } from "../../src/config";
+import { openDatabase, type GatewayDatabase } from "../../src/db";
 import type { Logger } from "../../src/ops/log";
 
 export interface RunningGateway {
   url: string;
   gateway: Gateway;
+  /** The gateway's SQLite file, opened by the test: what another instance or an operator would change. */
+  db: GatewayDatabase;
   logLines: string[];
   stop(): Promise<void>;
 }
@@ -50,11 +53,16 @@ export async function startGateway(
   const logLines: string[] = [];
   const gateway = await createGateway(config, { ...options, logger: memoryLogger(logLines) });
   gateway.listen();
+  const db = openDatabase(config.databaseUrl);
   return {
     url: `http://127.0.0.1:${port}`,
     gateway,
+    db,
     logLines,
-    stop: () => gateway.close(),
+    async stop() {
+      await gateway.close();
+      await db.close();
+    },
   };
 }
 

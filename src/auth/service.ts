@@ -1,0 +1,127 @@
+import { symmetricDecrypt } from "better-auth/crypto";
+import type { Config } from "../config";
+import { openDatabase } from "../db";
+import type { Logger } from "../ops/log";
+import type { CallerClaims } from "../token/mint";
+import { AUTH_BASE_PATH, createAuth, migrate } from "./index";
+import { resolveAuthSecret } from "./secret";
+
+/** A validated session, as the proxy needs it. */
+export interface SessionLookup {
+  claims: CallerClaims;
+  /** Epoch ms when the session expires. */
+  expiresAt: number;
+  /** `Set-Cookie` values from a session refresh, for the client. */
+  setCookies: string[];
+}
+
+/** The current signing key as Better Auth stores it, decrypted: a private JWK. */
+export interface SigningKeyMaterial {
+  kid: string;
+  alg: string;
+  privateJwk: string;
+  /** Epoch ms when Better Auth considers it expired (rotation), or null. */
+  expiresAt: number | null;
+}
+
+export interface SerializedResponse {
+  status: number;
+  headers: [string, string][];
+  body: ArrayBuffer | null;
+}
+
+/**
+ * Everything the gateway asks of Better Auth and its database. It runs in a worker
+ * (src/auth/worker.ts) so that Better Auth's heap, and its garbage collections, stay off the
+ * proxy's thread; `migrate` uses it in-process.
+ */
+export interface AuthOperations {
+  handle(method: string, url: string, headers: [string, string][], body: ArrayBuffer | null): Promise<SerializedResponse>;
+  getSession(cookie: string, refresh: boolean): Promise<SessionLookup | null>;
+  signingKey(): Promise<SigningKeyMaterial>;
+  newestKeyId(): Promise<string | null>;
+  openApiSchema(): Promise<{ paths: Record<string, unknown>; components: unknown }>;
+  close(): Promise<void>;
+}
+
+interface JwksRow {
+  id: string;
+  privateKey: string;
+  alg: string | null;
+  expiresAt: string | number | Date | null;
+}
+
+/** Opens the database, migrates it and creates Better Auth, in the calling thread. */
+export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
+  const db = openDatabase(config.databaseUrl, onQuery);
+  try {
+    const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
+    const auth = createAuth({ config, db, secret });
+    await migrate(auth);
+    const context = await auth.$context;
+
+    /**
+     * The newest key, chosen with ORDER BY createdAt in SQL: Better Auth's own lookup reads
+     * `SELECT * FROM jwks LIMIT 100` without an order, so past 100 rows it can miss the newest
+     * key and mint yet another one on every sign.
+     */
+    const newestRow = async () =>
+      (await db.kysely
+        .selectFrom("jwks")
+        .select(["id", "privateKey", "alg", "expiresAt"])
+        .orderBy("createdAt", "desc")
+        .limit(1)
+        .executeTakeFirst()) as JwksRow | undefined;
+    const expiry = (row: JwksRow) => (row.expiresAt === null ? null : new Date(row.expiresAt).getTime());
+
+    return {
+      async handle(method, url, headers, body) {
+        const response = await auth.handler(new Request(url, { method, headers, body }));
+        return {
+          status: response.status,
+          headers: [...response.headers],
+          body: response.body ? await response.arrayBuffer() : null,
+        };
+      },
+      async getSession(cookie, refresh) {
+        const result = await auth.api.getSession({
+          headers: new Headers({ cookie }),
+          returnHeaders: true,
+          query: refresh ? undefined : { disableRefresh: true },
+        });
+        if (!result.response) return null;
+        const { user, session } = result.response;
+        return {
+          claims: { sub: user.id, email: user.email, email_verified: user.emailVerified, name: user.name, sid: session.id },
+          expiresAt: new Date(session.expiresAt).getTime(),
+          setCookies: result.headers.getSetCookie(),
+        };
+      },
+      async signingKey() {
+        let row = await newestRow();
+        const expiresAt = row ? expiry(row) : null;
+        if (!row || (expiresAt !== null && expiresAt <= Date.now())) {
+          // Better Auth mints a key when it has no live one; asking it to sign once does that.
+          await auth.api.signJWT({ body: { payload: { purpose: "authgate key provisioning" } } });
+          row = await newestRow();
+          if (!row) throw new Error("Better Auth did not create a signing key");
+        }
+        const privateJwk = await symmetricDecrypt({ key: context.secretConfig, data: JSON.parse(row.privateKey) });
+        return { kid: row.id, alg: row.alg ?? "EdDSA", privateJwk, expiresAt: expiry(row) };
+      },
+      async newestKeyId() {
+        const row = await db.kysely.selectFrom("jwks").select("id").orderBy("createdAt", "desc").limit(1).executeTakeFirst();
+        return (row?.id as string | undefined) ?? null;
+      },
+      async openApiSchema() {
+        const schema = await auth.api.generateOpenAPISchema();
+        const paths = Object.fromEntries(Object.entries(schema.paths ?? {}).map(([path, item]) => [AUTH_BASE_PATH + path, item]));
+        return { paths, components: schema.components };
+      },
+      close: () => db.close(),
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
