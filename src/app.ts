@@ -1,6 +1,6 @@
 import type { Server } from "bun";
 import { Elysia } from "elysia";
-import { AUTH_BASE_PATH } from "./auth";
+import { AUTH_BASE_PATH } from "./auth/paths";
 import { createIdentityResolver, type Identity, type IdentityResolver } from "./auth/identity";
 import { startAuthWorker, type AuthWorker } from "./auth/remote";
 import type { Config } from "./config";

@@ -5,8 +5,9 @@ import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
-/** Where Better Auth is mounted; everything else under /api/ is proxied. */
-export const AUTH_BASE_PATH = "/api/auth";
+import { AUTH_BASE_PATH } from "./paths";
+
+export { AUTH_BASE_PATH };
 
 
 export interface AuthDeps {
