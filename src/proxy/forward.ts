@@ -27,15 +27,27 @@ const BODYLESS = new Set(["GET", "HEAD"]);
  */
 export async function forward(request: Request, options: ForwardRequest): Promise<Response> {
   const { url, headers, headersTimeoutMs, maxBodyBytes } = options;
-  // A timeout only for the response headers, started once the client has sent its whole
+  // The upstream request is cancelled when the client goes away (for the whole exchange,
+  // body included) or when the backend misses its header deadline. One controller fed by a
+  // listener: AbortSignal.any([...]) per request doubled the proxy's p99 latency under load.
+  const upstream = new AbortController();
+  const cancelUpstream = () => upstream.abort();
+  request.signal.addEventListener("abort", cancelUpstream, { once: true });
+
+  // A deadline only for the response headers, started once the client has sent its whole
   // body: AbortSignal.timeout would also cut a long upload, a long download or a quiet
   // event stream.
-  const headersDeadline = new AbortController();
   let timer: Timer | undefined;
   let answered = false;
+  let timedOut = false;
   const startDeadline = () => {
     // A backend may answer before the upload ends; then there is no deadline left to start.
-    if (!answered) timer ??= setTimeout(() => headersDeadline.abort(), headersTimeoutMs);
+    if (!answered) {
+      timer ??= setTimeout(() => {
+        timedOut = true;
+        cancelUpstream();
+      }, headersTimeoutMs);
+    }
   };
 
   let body: ReadableStream<Uint8Array> | null = null;
@@ -53,10 +65,10 @@ export async function forward(request: Request, options: ForwardRequest): Promis
       duplex: "half", // stream the request body instead of buffering it
       redirect: "manual",
       decompress: false,
-      signal: AbortSignal.any([request.signal, headersDeadline.signal]),
+      signal: upstream.signal,
     });
   } catch (cause) {
-    if (headersDeadline.signal.aborted) throw new GatewayTimeout();
+    if (timedOut) throw new GatewayTimeout();
     if (isBodyTooLarge(cause)) throw new PayloadTooLarge();
     throw new BadGateway(cause);
   } finally {
