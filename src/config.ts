@@ -39,6 +39,12 @@ export interface Config {
   readonly rateLimit: boolean;
   /** @default "info" */
   readonly logLevel: LogLevel;
+  /** Port of a separate listener for GET /metrics (Prometheus); undefined: none. */
+  readonly metricsPort: number | undefined;
+  /** Bearer token that unlocks GET /metrics on the main port; undefined: not exposed there. */
+  readonly metricsToken: string | undefined;
+  /** How long SIGTERM/SIGINT waits for in-flight requests and streams. @default 10000 */
+  readonly shutdownTimeoutMs: number;
   readonly production: boolean;
 }
 
@@ -173,6 +179,9 @@ export function loadConfig(env: Env): Config {
     maxBodyBytes: integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER),
     rateLimit,
     logLevel,
+    metricsPort: read("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 1, 65535),
+    metricsToken: read("METRICS_TOKEN"),
+    shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 3_600_000),
     production,
   };
   if (problems.length > 0) throw new ConfigError(problems);
