@@ -312,6 +312,18 @@ describe("the gateway's own routes", () => {
     const html = await response.text();
     expect(html).toContain("SwaggerUIBundle");
     expect(html).toContain('"url":"swagger/json"');
+    // Swagger UI comes from the gateway itself: the page works with no internet.
+    expect(html).not.toMatch(/https?:\/\//);
+    for (const [asset, type] of [
+      ["/swagger/assets/swagger-ui-bundle.js", "text/javascript"],
+      ["/swagger/assets/swagger-ui.css", "text/css"],
+    ] as const) {
+      expect(html).toContain(asset);
+      const served = await fetch(gw.url + asset);
+      expect(served.status).toBe(200);
+      expect(served.headers.get("content-type")).toStartWith(type);
+      expect((await served.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+    }
   });
 
   test("an unknown non-API path is a JSON 404", async () => {
