@@ -1,10 +1,12 @@
+import { timingSafeEqual } from "node:crypto";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { AUTH_BASE_PATH } from "./auth/paths";
-import { createIdentityResolver, type Identity, type IdentityResolver } from "./auth/identity";
+import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
 import { startAuthWorker, type AuthWorker } from "./auth/remote";
 import type { Config } from "./config";
-import { AuthenticationRequired, GatewayError, jsonError } from "./errors";
+import { AuthenticationRequired, BadGateway, GatewayError, GatewayTimeout, jsonError } from "./errors";
+import { createMetrics, routeClass, type Metrics } from "./ops/metrics";
 import { docsPlugin } from "./ops/docs";
 import { createLogger, describeError, type Logger } from "./ops/log";
 import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
@@ -23,6 +25,8 @@ export interface GatewayOptions {
   idleTimeoutSeconds?: number;
   /** How often open WebSockets' sessions are re-validated. @default 30 000 */
   sessionCheckIntervalMs?: number;
+  /** Where the auth worker's script is (see startAuthWorker). */
+  authWorkerUrl?: string;
 }
 
 export interface Gateway {
@@ -32,7 +36,16 @@ export interface Gateway {
   readonly identities: IdentityResolver;
   /** Bun.serve's fetch: request context, path rule, WebSocket upgrades, then the app. */
   fetch(request: Request, server: Server<RelayData>): Promise<Response | undefined>;
+  readonly metrics: Metrics;
+  /** Starts listening on PORT (and METRICS_PORT when set). */
   listen(): Server<RelayData>;
+  /**
+   * Graceful stop: no new connections; WebSockets closed with 1001; requests and streams in
+   * flight get up to `timeoutMs` to finish before their connections are cut; then the
+   * database is closed.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
+  /** Immediate stop (tests): `shutdown(0)`. */
   close(): Promise<void>;
 }
 
@@ -49,8 +62,9 @@ const AUTH_BODY_LIMIT = 64 * 1024;
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger();
-  const auth = await startAuthWorker(config, logger);
+  const auth = await startAuthWorker(config, logger, options.authWorkerUrl);
   const signingKeys = createSigningKeys(auth);
+  const metrics = createMetrics(() => relay.openCount);
   const identities = createIdentityResolver({
     auth,
     mint: createMinter({
@@ -61,6 +75,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     }),
     sessionCacheSeconds: config.sessionCacheSeconds,
     cacheEntries: config.sessionCacheEntries,
+    onLookup: (result) => metrics.sessionLookup(result),
   });
   // Load the key now rather than on the first request, then notice a newer key (minted by
   // another instance, or a rotation) within a minute, off the request path.
@@ -107,6 +122,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
     connectionTimeouts: timeouts,
     identities,
+    metrics,
+    readiness: async () => ({
+      database: await withTimeout(auth.ping(), 2000).then(
+        () => "ok",
+        () => "unreachable",
+      ),
+      signingKey: await withTimeout(signingKeys.current(), 2000).then(
+        () => "ok",
+        () => "not loadable",
+      ),
+    }),
     afterSignOut: () => {
       identities.forgetSessions();
       void relay.closeEndedSessions();
@@ -118,6 +144,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return await route(request, bunServer);
     } catch (error) {
       logger.error("Unhandled error", { requestId: contexts.get(request)?.requestId, ...describeError(error) });
+      metrics.requestAnswered(routeClass(new URL(request.url).pathname), request.method, 500, 0);
       return jsonError(500, "Internal error");
     }
   }
@@ -126,6 +153,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     const target = rawPathAndQuery(request.url);
     const queryAt = target.indexOf("?");
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
+    metrics.requestStarted();
     const context = establishContext({
       headers: request.headers,
       peerIp: bunServer.requestIP(request)?.address,
@@ -159,21 +187,45 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           openTimeoutMs: config.proxyTimeoutMs,
         });
         if (!response) {
-          logAccess(logger, request, path, 101, context, identity);
+          context.outcome.userId = identity.userId;
+          answered(request, path, 101, context);
           return undefined;
         }
       }
     }
     response ??= await app.handle(request);
     response.headers.set("x-request-id", context.requestId);
-    logAccess(logger, request, path, response.status, context);
+    answered(request, path, response.status, context, response.headers.get("content-length"));
     return response;
   }
 
-  return {
+  function answered(request: Request, path: string, status: number, context: RequestContext, bytesOut?: string | null) {
+    const seconds = (performance.now() - context.startedAt) / 1000;
+    metrics.requestAnswered(routeClass(path), request.method, status, seconds);
+    // One line per request: no query string, cookie or token. Sizes are the declared ones
+    // (a streamed body of unknown length has none).
+    logger.info("request", {
+      requestId: context.requestId,
+      method: request.method,
+      path,
+      status,
+      durationMs: Math.round(seconds * 100_000) / 100,
+      upstreamMs: context.outcome.upstreamMs,
+      userId: context.outcome.userId,
+      clientIp: context.clientIp,
+      bytesIn: numberOrUndefined(request.headers.get("content-length")),
+      bytesOut: numberOrUndefined(bytesOut ?? null),
+    });
+  }
+
+  let metricsServer: Server<undefined> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const gateway: Gateway = {
     app,
     auth,
     identities,
+    metrics,
     fetch: handle,
     listen() {
       server = Bun.serve<RelayData, never>({
@@ -186,15 +238,38 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         fetch: handle,
         websocket: relay.websocket,
       });
+      if (config.metricsPort !== undefined) {
+        metricsServer = Bun.serve({
+          port: config.metricsPort,
+          hostname: config.host,
+          fetch: (request) => (new URL(request.url).pathname === "/metrics" ? metrics.render() : jsonError(404, "Not found")),
+        });
+      }
       return server;
     },
-    async close() {
-      clearInterval(keyCheck);
-      relay.closeAll();
-      await server?.stop(true);
-      await auth.close();
+    shutdown(timeoutMs) {
+      stopping ??= (async () => {
+        clearInterval(keyCheck);
+        relay.closeAll(1001, "Gateway shutting down");
+        if (server) {
+          // stop(false) stops accepting at once and resolves when the last connection is done.
+          const drained = server.stop(false);
+          let timer: Timer | undefined;
+          const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+          if ((await Promise.race([drained, deadline])) === "timeout") {
+            if (timeoutMs > 0) logger.warn("shutdown timeout: closing connections still open", { timeoutMs });
+            await server.stop(true);
+          }
+          clearTimeout(timer);
+        }
+        await metricsServer?.stop(true);
+        await auth.close();
+      })();
+      return stopping;
     },
+    close: () => gateway.shutdown(0),
   };
+  return gateway;
 }
 
 interface ConnectionTimeouts {
@@ -254,16 +329,23 @@ function refuseBeforeRouting(request: Request, path: string, config: Config): Re
   return undefined;
 }
 
-function logAccess(logger: Logger, request: Request, path: string, status: number, context: RequestContext, identity?: Identity) {
-  logger.info("request", {
-    requestId: context.requestId,
-    method: request.method,
-    path,
-    status,
-    durationMs: Math.round((performance.now() - context.startedAt) * 100) / 100,
-    clientIp: context.clientIp,
-    ...(identity ? { userId: identity.userId } : {}),
-  });
+function numberOrUndefined(value: string | null): number | undefined {
+  return value === null ? undefined : Number(value);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Compares secrets without leaking, through timing, how much of a guess was right. */
+function constantTimeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 interface AppDeps {
@@ -274,6 +356,9 @@ interface AppDeps {
   contextOf(request: Request): RequestContext;
   connectionTimeouts: ConnectionTimeouts;
   identities: IdentityResolver;
+  metrics: Metrics;
+  /** Each dependency's state for /readyz: "ok" or what is wrong. */
+  readiness(): Promise<Record<string, string>>;
   /** After a sign-out or revocation through this instance: its cached sessions are dropped. */
   afterSignOut(): void;
 }
@@ -300,6 +385,21 @@ function buildApp(deps: AppDeps) {
       return jsonError(500, "Internal error");
     })
     .get("/healthz", () => ({ status: "ok" }))
+    .get("/readyz", async function readiness() {
+      const checks = await deps.readiness();
+      const ready = Object.values(checks).every((check) => check === "ok");
+      return new Response(JSON.stringify({ status: ready ? "ready" : "not ready", checks }), {
+        status: ready ? 200 : 503,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    })
+    .get("/metrics", function metricsForBearer({ request }) {
+      // On the public port only for holders of METRICS_TOKEN; otherwise it does not exist here.
+      const token = deps.config.metricsToken;
+      const presented = request.headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
+      if (!token || !constantTimeEqual(presented, token)) return jsonError(404, "Not found");
+      return deps.metrics.render();
+    })
     .use(deps.docs)
     // Better Auth gets the untouched request: `parse: 'none'` keeps Elysia from reading
     // the body, and a wildcard route (not `.mount`) avoids copying the request.
@@ -316,7 +416,7 @@ function buildApp(deps: AppDeps) {
     .use(proxyRoutes(deps));
 }
 
-function proxyRoutes({ config, identities, contextOf, connectionTimeouts }: AppDeps) {
+function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metrics }: AppDeps) {
   const base = backendBase(config.backendUrl);
   return new Elysia({ name: "authgate/proxy" })
     .resolve(async function authenticateCaller({ request }) {
@@ -328,13 +428,23 @@ function proxyRoutes({ config, identities, contextOf, connectionTimeouts }: AppD
     .all(
       "/api/*",
       async function proxyToBackend({ request, identity, context }) {
+        context.outcome.userId = identity.userId;
         connectionTimeouts.awaitBackend(request);
-        const upstream = await forward(request, {
-          url: base + rawPathAndQuery(request.url),
-          headers: upstreamRequestHeaders(request.headers, identity.token, context),
-          headersTimeoutMs: config.proxyTimeoutMs,
-          maxBodyBytes: config.maxBodyBytes,
-        });
+        const sentAt = performance.now();
+        let upstream: Response;
+        try {
+          upstream = await forward(request, {
+            url: base + rawPathAndQuery(request.url),
+            headers: upstreamRequestHeaders(request.headers, identity.token, context),
+            headersTimeoutMs: config.proxyTimeoutMs,
+            maxBodyBytes: config.maxBodyBytes,
+          });
+        } catch (error) {
+          if (error instanceof BadGateway || error instanceof GatewayTimeout) metrics.upstreamError(error.kind);
+          throw error;
+        } finally {
+          context.outcome.upstreamMs = Math.round((performance.now() - sentAt) * 100) / 100;
+        }
         const body =
           upstream.body && isEventStream(upstream.headers) ? connectionTimeouts.keepEventStreamOpen(request, upstream.body) : upstream.body;
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a

@@ -20,12 +20,16 @@ export class AuthenticationRequired extends GatewayError {
 }
 
 export class BadGateway extends GatewayError {
+  /** "reset" when the connection was cut, "refused" for every other failure to get an answer. */
+  readonly kind: "refused" | "reset";
   constructor(cause: unknown) {
     super(502, "Backend unavailable", { cause });
+    this.kind = (cause as { code?: unknown } | undefined)?.code === "ECONNRESET" ? "reset" : "refused";
   }
 }
 
 export class GatewayTimeout extends GatewayError {
+  readonly kind = "timeout";
   constructor() {
     super(504, "Backend did not answer in time");
   }

@@ -20,6 +20,8 @@ export interface IdentityOptions {
   sessionCacheSeconds: number;
   /** Most sessions (and as many JWTs) kept in memory. @default 10000 */
   cacheEntries: number;
+  /** Told whether each lookup was answered from the cache (metrics). */
+  onLookup?(result: "hit" | "miss"): void;
 }
 
 interface ValidatedSession {
@@ -38,7 +40,7 @@ interface ValidatedSession {
  * - JWTs, by session id: reused while more than half of their lifetime remains, so the backend
  *   always gets a token with at least half its lifetime left, for its own session only.
  */
-export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries }: IdentityOptions) {
+export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries, onLookup }: IdentityOptions) {
   const sessions = new LRUCache<string, ValidatedSession>({ max: cacheEntries });
   const tokens = new LRUCache<string, MintedToken>({ max: cacheEntries });
   const cacheMs = sessionCacheSeconds * 1000;
@@ -56,6 +58,7 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
     if (sessionToken === undefined) return null;
 
     const hit = cacheMs > 0 ? sessions.get(sessionToken) : undefined;
+    onLookup?.(hit ? "hit" : "miss");
     if (hit) {
       return { userId: hit.claims.sub, sessionId: hit.claims.sid, token: await tokenFor(hit.claims), setCookies: [] };
     }

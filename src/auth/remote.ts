@@ -22,9 +22,18 @@ export class AuthWorkerError extends Error {
 /**
  * Starts the auth worker and returns its operations as async calls. Resolves once the worker
  * has opened and migrated the database; rejects with its start-up error otherwise.
+ *
+ * `workerUrl` defaults to this file's neighbour, which is right when running from source. A
+ * compiled binary bundles this file into the entry point, so the entry point passes the
+ * worker's URL relative to itself (`bun build --compile src/index.ts src/auth/worker.ts`
+ * embeds the worker as ./auth/worker.ts next to it).
  */
-export async function startAuthWorker(config: Config, logger: Logger): Promise<AuthWorker> {
-  const worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+export async function startAuthWorker(
+  config: Config,
+  logger: Logger,
+  workerUrl = new URL("./worker.ts", import.meta.url).href,
+): Promise<AuthWorker> {
+  const worker = new Worker(workerUrl);
   const queries = new SharedArrayBuffer(4);
   const counter = new Int32Array(queries);
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
@@ -73,6 +82,7 @@ export async function startAuthWorker(config: Config, logger: Logger): Promise<A
     signingKey: () => call("signingKey", []),
     newestKeyId: () => call("newestKeyId", []),
     openApiSchema: () => call("openApiSchema", []),
+    ping: () => call("ping", []),
     get queryCount() {
       return Atomics.load(counter, 0);
     },

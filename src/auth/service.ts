@@ -1,4 +1,5 @@
 import { symmetricDecrypt } from "better-auth/crypto";
+import { sql } from "kysely";
 import type { Config } from "../config";
 import { openDatabase } from "../db";
 import type { Logger } from "../ops/log";
@@ -41,6 +42,8 @@ export interface AuthOperations {
   signingKey(): Promise<SigningKeyMaterial>;
   newestKeyId(): Promise<string | null>;
   openApiSchema(): Promise<{ paths: Record<string, unknown>; components: unknown }>;
+  /** Runs one query: the database answers. */
+  ping(): Promise<true>;
   close(): Promise<void>;
 }
 
@@ -117,6 +120,10 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         const schema = await auth.api.generateOpenAPISchema();
         const paths = Object.fromEntries(Object.entries(schema.paths ?? {}).map(([path, item]) => [AUTH_BASE_PATH + path, item]));
         return { paths, components: schema.components };
+      },
+      async ping() {
+        await sql`select 1`.execute(db.kysely);
+        return true as const;
       },
       close: () => db.close(),
     };

@@ -14,6 +14,8 @@ export interface RequestContext {
   readonly forwardedProto: string;
   readonly forwardedHost: string;
   readonly startedAt: number;
+  /** Filled in while the request is handled, for the log line. */
+  readonly outcome: { userId?: string; upstreamMs?: number };
 }
 
 /**
@@ -66,6 +68,7 @@ export function establishContext({ headers, peerIp, ownProto, trustProxy }: Cont
     forwardedProto: (peerTrusted && firstValue(headers.get("x-forwarded-proto"))) || ownProto,
     forwardedHost: (peerTrusted && firstValue(headers.get("x-forwarded-host"))) || ownHost,
     startedAt: performance.now(),
+    outcome: {},
   };
 }
 

@@ -1,0 +1,73 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type RouteClass = "auth" | "proxy" | "other";
+export type UpstreamErrorKind = "refused" | "timeout" | "reset";
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (no process-wide default
+ * registry: two gateways in one process, as in tests, count separately).
+ */
+export function createMetrics(openWebSockets: () => number) {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: "authgate_http_requests_total",
+    help: "Requests answered, by route class (auth, proxy, other), method and status class.",
+    labelNames: ["route", "method", "status"] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "authgate_http_request_duration_seconds",
+    help: "Time to the response headers, by route class.",
+    labelNames: ["route"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: "authgate_http_requests_in_flight",
+    help: "Requests being handled (until their response headers).",
+    registers: [registry],
+  });
+  const upstreamErrors = new Counter({
+    name: "authgate_upstream_errors_total",
+    help: "Backend failures before a response: connection refused, header timeout, connection reset.",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  const sessionCache = new Counter({
+    name: "authgate_session_cache_total",
+    help: "Session lookups by outcome: hit (answered from memory) or miss (asked the auth worker).",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: "authgate_websockets_open",
+    help: "WebSockets relayed right now.",
+    registers: [registry],
+    collect() {
+      this.set(openWebSockets());
+    },
+  });
+
+  return {
+    registry,
+    requestStarted: () => inFlight.inc(),
+    requestAnswered(route: RouteClass, method: string, status: number, seconds: number) {
+      inFlight.dec();
+      requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` });
+      duration.observe({ route }, seconds);
+    },
+    upstreamError: (kind: UpstreamErrorKind) => upstreamErrors.inc({ kind }),
+    sessionLookup: (result: "hit" | "miss") => sessionCache.inc({ result }),
+    async render(): Promise<Response> {
+      return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function routeClass(path: string): RouteClass {
+  if (path.startsWith("/api/auth/")) return "auth";
+  if (path.startsWith("/api/")) return "proxy";
+  return "other";
+}
