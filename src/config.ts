@@ -59,6 +59,18 @@ type Env = Record<string, string | undefined>;
 
 const GIB = 1024 ** 3;
 
+/** Shortest BETTER_AUTH_SECRET accepted in production (Better Auth's own recommendation). */
+const MIN_SECRET_LENGTH = 32;
+
+/**
+ * `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, as a parsed URL spells the host:
+ * the WHATWG parser has already lower-cased names and normalised "127.1", "0x7f.0.0.1" and
+ * "[0:0:0:0:0:0:0:1]" to their canonical forms.
+ */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 // jose's time-span grammar, as accepted by Better Auth's `expirationTime`.
 const TIME_SPAN =
   /^(\d+(?:\.\d+)?) ?(sec|secs|second|seconds|s|minute|minutes|min|mins|m|hour|hours|hr|hrs|h|day|days|d|week|weeks|w|year|years|yr|yrs|y)$/i;
@@ -135,6 +147,17 @@ export function loadConfig(env: Env): Config {
   const authSecret = read("BETTER_AUTH_SECRET");
   if (production && !authSecret) {
     problems.push("BETTER_AUTH_SECRET is required when NODE_ENV=production");
+  } else if (production && authSecret!.length < MIN_SECRET_LENGTH) {
+    // The value itself is never echoed, only its length.
+    problems.push(
+      `BETTER_AUTH_SECRET must be at least ${MIN_SECRET_LENGTH} characters when NODE_ENV=production, got ${authSecret!.length}`,
+    );
+  }
+  // Session cookies and the JWT issuer travel over this origin: plain http only on this machine.
+  if (production && authUrlParsed?.protocol === "http:" && !isLoopbackHost(authUrlParsed.hostname)) {
+    problems.push(
+      `BETTER_AUTH_URL must be an https:// URL when NODE_ENV=production (http:// only for localhost, 127.0.0.0/8 or [::1]), got "${authUrlRaw}"`,
+    );
   }
 
   const jwtExpiration = read("JWT_EXPIRATION") ?? "15m";

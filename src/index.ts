@@ -13,6 +13,31 @@ function readConfig(): Config {
   }
 }
 
+/**
+ * Runs what opens the database at start-up (the auth worker, or `migrate`'s in-process
+ * operations). A database that cannot be opened (its directory cannot be created or written,
+ * the file cannot be opened or is not SQLite) ends the process with one line naming
+ * DATABASE_URL instead of a stack trace. Only errors that carry a filesystem or SQLite code
+ * are reported so; anything else is rethrown as it was.
+ */
+async function openingDatabase<T>(config: Config, logger: { flush(): void }, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (!(error instanceof Error) || typeof code !== "string" || !/^(E[A-Z0-9]+|SQLITE_[A-Z0-9_]+)$/.test(code)) throw error;
+    // The message names the path (or, for a future database URL, the URL): drop credentials
+    // and the secret, and keep it to one short line.
+    let reason = error.message.startsWith(code) ? error.message : `${code}: ${error.message}`;
+    reason = reason.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, "$1***@");
+    if (config.authSecret) reason = reason.replaceAll(config.authSecret, "***");
+    reason = reason.split("\n")[0]!.slice(0, 300);
+    logger.flush();
+    console.error(`authgate: DATABASE_URL: cannot open the database (${reason})`);
+    process.exit(1);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "start";
   const config = readConfig();
@@ -20,7 +45,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === "migrate") {
     // Opening Better Auth's database migrates it; here that is the whole job.
-    const operations = await createAuthOperations(config, logger);
+    const operations = await openingDatabase(config, logger, () => createAuthOperations(config, logger));
     await operations.close();
     logger.info("migrations applied");
     logger.flush();
@@ -31,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(1);
   }
 
-  const gateway = await createGateway(config, { logger });
+  const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger }));
   const server = gateway.listen();
   logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, backend: "configured" });
 

@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
+const ENTRY = join(REPO_ROOT, "src", "index.ts");
 const AUTH_TABLES = ["account", "jwks", "session", "user", "verification"];
 /** A high-entropy secret: a low-entropy one makes Better Auth print a (non-JSON) warning. */
 const SECRET = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
@@ -29,12 +30,20 @@ interface Run {
 }
 
 /**
- * Runs `bun src/index.ts ...args` with exactly `env` (plus PATH and HOME): nothing leaks in
- * from the test runner's environment, notably its NODE_ENV=test or a BETTER_AUTH_SECRET.
+ * Runs `bun <repo>/src/index.ts ...args` with exactly `env` (plus PATH and HOME): nothing leaks
+ * in from the test runner's environment, notably its NODE_ENV=test or a BETTER_AUTH_SECRET.
+ * `cwd` is where Bun looks for `.env` files; `timeoutMs` kills a server that should not have
+ * started (its exit code is then not 1).
  */
-async function runCli(args: string[], env: Record<string, string>): Promise<Run> {
-  const proc = Bun.spawn([process.execPath, "src/index.ts", ...args], {
-    cwd: REPO_ROOT,
+async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  { cwd = REPO_ROOT, timeoutMs }: { cwd?: string; timeoutMs?: number } = {},
+): Promise<Run> {
+  const proc = Bun.spawn([process.execPath, ENTRY, ...args], {
+    cwd,
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...env },
     stdin: "ignore",
     stdout: "pipe",
@@ -75,6 +84,17 @@ describe("configuration errors", () => {
     ["BACKEND_API_URL not http(s)", { BACKEND_API_URL: "ftp://x" }, ["BACKEND_API_URL"]],
     ["two bad variables", { PORT: "abc", PROXY_TIMEOUT_MS: "0" }, ["PORT", "PROXY_TIMEOUT_MS"]],
     ["production without BETTER_AUTH_SECRET", { NODE_ENV: "production" }, ["BETTER_AUTH_SECRET"]],
+    ["production with a short BETTER_AUTH_SECRET", { NODE_ENV: "production", BETTER_AUTH_SECRET: "s".repeat(31) }, ["BETTER_AUTH_SECRET"]],
+    [
+      "production with an http BETTER_AUTH_URL off loopback",
+      { NODE_ENV: "production", BETTER_AUTH_SECRET: SECRET, BETTER_AUTH_URL: "http://auth.example.com" },
+      ["BETTER_AUTH_URL"],
+    ],
+    [
+      "production with both",
+      { NODE_ENV: "production", BETTER_AUTH_SECRET: "short", BETTER_AUTH_URL: "http://auth.example.com" },
+      ["BETTER_AUTH_SECRET", "BETTER_AUTH_URL"],
+    ],
   ])(
     "%s: exit 1, one line per problem, no stack trace",
     async (_name, env, variables) => {
@@ -102,6 +122,111 @@ describe("configuration errors", () => {
       const run = await runCli(["serve"], { NODE_ENV: "development", DATABASE_URL: join(dir, "authgate.db") });
       expect(run.code).toBe(1);
       expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start" or "migrate")']);
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe("a database that cannot be opened", () => {
+  type Target = [label: string, make: (dir: string) => string, reason: string];
+  const targets: Target[] = [
+    // /proc refuses mkdir, even to root.
+    ["a directory that cannot be created", () => "/proc/authgate-test/x.db", "ENOENT"],
+    ["a directory where the file should be", (dir) => (mkdirSync(join(dir, "db.sqlite")), join(dir, "db.sqlite")), "SQLITE_CANTOPEN"],
+    ["a file that is not SQLite", (dir) => (writeFileSync(join(dir, "db.sqlite"), "not a database\n".repeat(64)), join(dir, "db.sqlite")), "SQLITE_NOTADB"],
+  ];
+  const cases = ["migrate", "start"].flatMap((command) =>
+    ["development", "production"].flatMap((nodeEnv) => targets.map(([label, make, reason]) => [command, nodeEnv, label, make, reason] as const)),
+  );
+
+  test.each(cases)(
+    "%s, NODE_ENV=%s, %s: exit 1, one line naming DATABASE_URL, no stack trace",
+    async (command, nodeEnv, _label, make, reason) => {
+      const databasePath = make(freshDir());
+      // PORT=0 on loopback: if the server did start, it would bind harmlessly until the timeout kills it.
+      const run = await runCli(
+        [command],
+        { NODE_ENV: nodeEnv, DATABASE_URL: databasePath, BETTER_AUTH_SECRET: SECRET, PORT: "0", HOST: "127.0.0.1" },
+        { timeoutMs: 20_000 },
+      );
+
+      expect(run.code).toBe(1);
+      const errorLines = lines(run.stderr);
+      expect(errorLines).toHaveLength(1);
+      expect(errorLines[0]).toStartWith("authgate: DATABASE_URL: cannot open the database (");
+      expect(errorLines[0]).toContain(reason);
+      expect(errorLines[0]).toEndWith(")");
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+      expect(run.stderr).not.toContain(SECRET);
+      expect(run.stdout).toBe("");
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "a file that is not SQLite is left as it was",
+    async () => {
+      const databasePath = join(freshDir(), "db.sqlite");
+      const content = "not a database\n".repeat(64);
+      writeFileSync(databasePath, content);
+      const run = await runCli(["migrate"], { NODE_ENV: "development", DATABASE_URL: databasePath, BETTER_AUTH_SECRET: SECRET });
+      expect(run.code).toBe(1);
+      expect(readFileSync(databasePath, "utf8")).toBe(content);
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe(".env files in the working directory", () => {
+  test(
+    "a bad PORT in .env stops start-up and is named",
+    async () => {
+      const dir = freshDir();
+      writeFileSync(join(dir, ".env"), "PORT=abc\n");
+      const databasePath = join(dir, "authgate.db");
+      const run = await runCli(["migrate"], { NODE_ENV: "development", DATABASE_URL: databasePath, BETTER_AUTH_SECRET: SECRET }, { cwd: dir });
+
+      expect(run.code).toBe(1);
+      expect(lines(run.stderr)).toEqual(['authgate: PORT must be a whole number from 0 to 65535, got "abc"']);
+      expect(existsSync(databasePath)).toBe(false);
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "DATABASE_URL and BETTER_AUTH_SECRET from .env are used by migrate",
+    async () => {
+      const dir = freshDir();
+      const databasePath = join(dir, "from-dotenv", "authgate.db");
+      writeFileSync(join(dir, ".env"), `DATABASE_URL=${databasePath}\nBETTER_AUTH_SECRET=${SECRET}\n`);
+      const run = await runCli(["migrate"], { NODE_ENV: "development" }, { cwd: dir });
+
+      expect(run.stderr).not.toContain('"level":"error"');
+      expect(run.code).toBe(0);
+      expect(tableNames(databasePath)).toEqual(expect.arrayContaining(AUTH_TABLES));
+      // Not the default ./data/authgate.db under the working directory...
+      expect(existsSync(join(dir, "data"))).toBe(false);
+      // ...and the secret came from .env too: none was generated beside the database.
+      expect(existsSync(join(dir, "from-dotenv", ".authgate-secret"))).toBe(false);
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    ".env.production is read when NODE_ENV=production",
+    async () => {
+      const dir = freshDir();
+      const databasePath = join(dir, "authgate.db");
+      writeFileSync(join(dir, ".env"), `DATABASE_URL=${databasePath}\nBETTER_AUTH_SECRET=${SECRET}\n`);
+      writeFileSync(join(dir, ".env.production"), "BETTER_AUTH_URL=http://auth.example.com\n");
+      writeFileSync(join(dir, ".env.development"), "BETTER_AUTH_URL=http://dev.example.com\n");
+      const run = await runCli(["migrate"], { NODE_ENV: "production" }, { cwd: dir });
+
+      expect(run.code).toBe(1);
+      expect(lines(run.stderr)).toHaveLength(1);
+      expect(lines(run.stderr)[0]).toStartWith("authgate: BETTER_AUTH_URL must be an https:// URL");
+      expect(run.stderr).toContain('"http://auth.example.com"');
+      expect(existsSync(databasePath)).toBe(false);
     },
     TIMEOUT_MS,
   );

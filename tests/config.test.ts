@@ -3,6 +3,9 @@ import { ConfigError, loadConfig, type Config } from "../src/config";
 
 type Env = Record<string, string | undefined>;
 
+/** Production with an acceptable secret: the rows below then test one rule at a time. */
+const PROD: Env = { NODE_ENV: "production", BETTER_AUTH_SECRET: "x".repeat(40) };
+
 /** loadConfig's ConfigError, or a failure if it returned instead of throwing. */
 function configError(env: Env): ConfigError {
   try {
@@ -72,6 +75,16 @@ describe("loadConfig overrides", () => {
     ["TRUSTED_ORIGINS empty items skipped", { TRUSTED_ORIGINS: ",http://a.test,, " }, (c) => c.trustedOrigins, ["http://a.test"]],
     ["NODE_ENV=production with a secret", { NODE_ENV: "production", BETTER_AUTH_SECRET: "x".repeat(40) }, (c) => c.production, true],
     ["NODE_ENV=development", { NODE_ENV: "development" }, (c) => c.production, false],
+    ["production with a 32-character secret", { NODE_ENV: "production", BETTER_AUTH_SECRET: "s".repeat(32) }, (c) => c.authSecret, "s".repeat(32)],
+    ["production with an https BETTER_AUTH_URL", { ...PROD, BETTER_AUTH_URL: "https://auth.example.com" }, (c) => c.authUrl.href, "https://auth.example.com/"],
+    ["production with an http BETTER_AUTH_URL on localhost", { ...PROD, BETTER_AUTH_URL: "http://localhost:3000" }, (c) => c.authUrl.href, "http://localhost:3000/"],
+    ["production with an http BETTER_AUTH_URL on 127.0.0.1", { ...PROD, BETTER_AUTH_URL: "http://127.0.0.1:8080" }, (c) => c.authUrl.href, "http://127.0.0.1:8080/"],
+    ["production with an http BETTER_AUTH_URL elsewhere in 127/8", { ...PROD, BETTER_AUTH_URL: "http://127.10.20.30" }, (c) => c.authUrl.href, "http://127.10.20.30/"],
+    ["production with an http BETTER_AUTH_URL on 127.1 (normalised)", { ...PROD, BETTER_AUTH_URL: "http://127.1" }, (c) => c.authUrl.href, "http://127.0.0.1/"],
+    ["production with an http BETTER_AUTH_URL on [::1]", { ...PROD, BETTER_AUTH_URL: "http://[::1]:3000" }, (c) => c.authUrl.href, "http://[::1]:3000/"],
+    ["production without BETTER_AUTH_URL (http://localhost)", PROD, (c) => c.authUrl.href, "http://localhost:3000/"],
+    ["development with an http BETTER_AUTH_URL anywhere", { BETTER_AUTH_URL: "http://auth.example.com" }, (c) => c.authUrl.href, "http://auth.example.com/"],
+    ["production with http TRUSTED_ORIGINS (the rule is BETTER_AUTH_URL's only)", { ...PROD, TRUSTED_ORIGINS: "http://a.test" }, (c) => c.trustedOrigins, ["http://a.test"]],
   ])("%s", (_name, env, pick, expected) => {
     expect(pick(loadConfig(env))).toEqual(expected);
   });
@@ -96,6 +109,18 @@ describe("loadConfig rejects bad values", () => {
     ["BETTER_AUTH_URL not a URL", { BETTER_AUTH_URL: "auth.example.com" }, "BETTER_AUTH_URL"],
     ["production without BETTER_AUTH_SECRET", { NODE_ENV: "production" }, "BETTER_AUTH_SECRET"],
     ["production with a blank BETTER_AUTH_SECRET", { NODE_ENV: "production", BETTER_AUTH_SECRET: "  " }, "BETTER_AUTH_SECRET"],
+    ["production with a 31-character BETTER_AUTH_SECRET", { NODE_ENV: "production", BETTER_AUTH_SECRET: "s".repeat(31) }, "BETTER_AUTH_SECRET"],
+    [
+      "production with a BETTER_AUTH_SECRET short once trimmed",
+      { NODE_ENV: "production", BETTER_AUTH_SECRET: `  ${"s".repeat(20)}            ` },
+      "BETTER_AUTH_SECRET",
+    ],
+    ["production with an http BETTER_AUTH_URL on a public name", { ...PROD, BETTER_AUTH_URL: "http://auth.example.com" }, "BETTER_AUTH_URL"],
+    ["production with an http BETTER_AUTH_URL on a private IP", { ...PROD, BETTER_AUTH_URL: "http://10.0.0.1:3000" }, "BETTER_AUTH_URL"],
+    ["production with an http BETTER_AUTH_URL on 128.0.0.1", { ...PROD, BETTER_AUTH_URL: "http://128.0.0.1" }, "BETTER_AUTH_URL"],
+    ["production with an http BETTER_AUTH_URL on a non-loopback IPv6", { ...PROD, BETTER_AUTH_URL: "http://[::2]" }, "BETTER_AUTH_URL"],
+    ["production with an http BETTER_AUTH_URL on a name under localhost's", { ...PROD, BETTER_AUTH_URL: "http://localhost.example.com" }, "BETTER_AUTH_URL"],
+    ["production with an http BETTER_AUTH_URL on a name starting 127.", { ...PROD, BETTER_AUTH_URL: "http://127.0.0.1.nip.io" }, "BETTER_AUTH_URL"],
   ])("%s", (_name, env, variable) => {
     const error = configError(env);
     expect(error.name).toBe("ConfigError");
@@ -111,7 +136,7 @@ describe("loadConfig rejects bad values", () => {
       PROXY_TIMEOUT_MS: "0",
       JWT_EXPIRATION: "soon",
       TRUSTED_ORIGINS: "nope",
-      BETTER_AUTH_URL: "http://a.test/path",
+      BETTER_AUTH_URL: "https://a.test/path",
       NODE_ENV: "production",
     });
     const named = (variable: string) => error.problems.filter((problem) => problem.startsWith(variable));
@@ -131,6 +156,20 @@ describe("loadConfig rejects bad values", () => {
 
   test("a problem quotes the value it rejected", () => {
     expect(configError({ PORT: "abc" }).problems[0]).toContain('"abc"');
+    expect(configError({ ...PROD, BETTER_AUTH_URL: "http://auth.example.com" }).problems[0]).toContain('"http://auth.example.com"');
+  });
+
+  test("a short BETTER_AUTH_SECRET is reported by its length, never its value", () => {
+    const error = configError({ NODE_ENV: "production", BETTER_AUTH_SECRET: "hunter2-hunter2" });
+    expect(error.problems).toEqual(["BETTER_AUTH_SECRET must be at least 32 characters when NODE_ENV=production, got 15"]);
+    expect(error.message).not.toContain("hunter2");
+  });
+
+  test("an http BETTER_AUTH_URL with a path in production gets both problems", () => {
+    const error = configError({ ...PROD, BETTER_AUTH_URL: "http://a.test/path" });
+    expect(error.problems).toHaveLength(2);
+    expect(error.problems[0]).toStartWith("BETTER_AUTH_URL must be an origin without a path");
+    expect(error.problems[1]).toStartWith("BETTER_AUTH_URL must be an https:// URL when NODE_ENV=production");
   });
 });
 
