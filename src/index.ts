@@ -1,6 +1,7 @@
 import { createGateway } from "./app";
 import { createAuthOperations } from "./auth/service";
 import { ConfigError, loadConfig, type Config } from "./config";
+import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
 
 function readConfig(): Config {
@@ -40,6 +41,8 @@ async function openingDatabase<T>(config: Config, logger: { flush(): void }, ope
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "start";
+  if (command === "--version" || command === "-v") return void console.log(VERSION);
+  if (command === "--help" || command === "-h" || command === "help") return void console.log(helpText());
   const config = readConfig();
   const logger = createLogger(config.logLevel);
 
@@ -51,18 +54,29 @@ async function main(argv: string[]): Promise<void> {
     logger.flush();
     return;
   }
+  if (command === "healthcheck") {
+    // For container HEALTHCHECKs: the image has no shell or curl.
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    const healthy = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/healthz`, {
+      signal: AbortSignal.timeout(2000),
+    }).then((response) => response.ok, () => false);
+    process.exit(healthy ? 0 : 1);
+  }
   if (command !== "start") {
-    console.error(`authgate: unknown command "${command}" (expected "start" or "migrate")`);
+    console.error(`authgate: unknown command "${command}" (expected "start", "migrate" or "healthcheck"; see --help)`);
     process.exit(1);
   }
 
-  const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger }));
+  // The worker is embedded next to this entry point in the compiled binary (see startAuthWorker).
+  const authWorkerUrl = new URL("./auth/worker.ts", import.meta.url).href;
+  const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger, authWorkerUrl }));
   const server = gateway.listen();
   logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, backend: "configured" });
 
   const shutdown = async (signal: string) => {
-    logger.info("shutting down", { signal });
-    await gateway.close();
+    logger.info("shutting down", { signal, timeoutMs: config.shutdownTimeoutMs });
+    await gateway.shutdown(config.shutdownTimeoutMs);
+    logger.info("stopped");
     logger.flush();
     process.exit(0);
   };
@@ -70,4 +84,8 @@ async function main(argv: string[]): Promise<void> {
   process.once("SIGINT", () => void shutdown("SIGINT"));
 }
 
-await main(Bun.argv.slice(2));
+// No top-level await: the compiled binary is built with --bytecode, which requires CommonJS.
+main(Bun.argv.slice(2)).catch((error: unknown) => {
+  console.error(`authgate: start-up failed: ${error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]}` : String(error)}`);
+  process.exit(1);
+});

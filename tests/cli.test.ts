@@ -121,7 +121,7 @@ describe("configuration errors", () => {
       const dir = freshDir();
       const run = await runCli(["serve"], { NODE_ENV: "development", DATABASE_URL: join(dir, "authgate.db") });
       expect(run.code).toBe(1);
-      expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start" or "migrate")']);
+      expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start", "migrate" or "healthcheck"; see --help)']);
     },
     TIMEOUT_MS,
   );

@@ -3,6 +3,7 @@ import { getMigrations } from "better-auth/db/migration";
 import { jwt, openAPI } from "better-auth/plugins";
 import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
+import type { Logger } from "../ops/log";
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
 import { AUTH_BASE_PATH } from "./paths";
@@ -14,9 +15,11 @@ export interface AuthDeps {
   config: Config;
   db: GatewayDatabase;
   secret: string;
+  /** Better Auth's own messages go to the gateway's log, as JSON lines like the rest. */
+  logger: Logger;
 }
 
-export function createAuth({ config, db, secret }: AuthDeps) {
+export function createAuth({ config, db, secret, logger }: AuthDeps) {
   const origin = config.authUrl.origin;
   return betterAuth({
     appName: "authgate",
@@ -27,6 +30,15 @@ export function createAuth({ config, db, secret }: AuthDeps) {
     emailAndPassword: { enabled: true },
     trustedOrigins: [origin, ...config.trustedOrigins],
     telemetry: { enabled: false },
+    logger: {
+      log(level, message) {
+        // Better Auth's extra arguments can carry request data; only its message is kept.
+        const text = String(message).replace(/^\[better-auth\]\s*/, "");
+        if (level === "error") logger.error(text, { source: "better-auth" });
+        else if (level === "warn") logger.warn(text, { source: "better-auth" });
+        else if (level === "info") logger.info(text, { source: "better-auth" });
+      },
+    },
     rateLimit: { enabled: config.rateLimit },
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     plugins: [

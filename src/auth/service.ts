@@ -59,7 +59,7 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
   const db = openDatabase(config.databaseUrl, onQuery);
   try {
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
-    const auth = createAuth({ config, db, secret });
+    const auth = createAuth({ config, db, secret, logger });
     await migrate(auth);
     const context = await auth.$context;
 

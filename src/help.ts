@@ -1,0 +1,44 @@
+import pkg from "../package.json" with { type: "json" };
+
+export const VERSION: string = pkg.version;
+
+/** Environment variables: name, default, meaning (also README "Configuration"). */
+const VARIABLES: [string, string, string][] = [
+  ["PORT", "3000", "listen port"],
+  ["HOST", "0.0.0.0", "listen address"],
+  ["BACKEND_API_URL", "http://localhost:8080", "where /api/* is forwarded (server-side only)"],
+  ["DATABASE_URL", "./data/authgate.db", "SQLite file path"],
+  ["BETTER_AUTH_SECRET", "-", "required in production (32+ characters); generated and kept beside the database in development"],
+  ["BETTER_AUTH_URL", "http://localhost:$PORT", "public origin: JWT issuer and audience, trusted origin"],
+  ["TRUSTED_ORIGINS", "-", "extra trusted origins, comma-separated"],
+  ["TRUSTED_PROXIES", "-", "IPs/CIDRs whose X-Forwarded-* headers are believed"],
+  ["PROXY_TIMEOUT_MS", "30000", "time the backend has for its response headers"],
+  ["JWT_EXPIRATION", "15m", "JWT lifetime"],
+  ["MAX_BODY_BYTES", "1073741824", "largest request body forwarded; 0 = no limit"],
+  ["RATE_LIMIT", "on in production", "Better Auth's per-client rate limiter (on/off)"],
+  ["SESSION_CACHE_SECONDS", "5", "how long a validated session is trusted without a lookup; 0 = always look up"],
+  ["SESSION_CACHE_ENTRIES", "10000", "most sessions (and JWTs) kept in memory"],
+  ["LOG_LEVEL", "info", "debug, info, warn, error or silent"],
+  ["METRICS_PORT", "-", "serve GET /metrics (Prometheus) on this port"],
+  ["METRICS_TOKEN", "-", "serve GET /metrics on PORT to bearers of this token"],
+  ["SHUTDOWN_TIMEOUT_MS", "10000", "how long SIGTERM waits for requests in flight"],
+];
+
+export function helpText(): string {
+  const width = Math.max(...VARIABLES.map(([name]) => name.length));
+  const defaults = Math.max(...VARIABLES.map(([, fallback]) => fallback.length));
+  const rows = VARIABLES.map(([name, fallback, meaning]) => `  ${name.padEnd(width)}  ${fallback.padEnd(defaults)}  ${meaning}`);
+  return `authgate ${VERSION}: an authentication gateway (Better Auth sessions in front, a streaming proxy with a JWT behind)
+
+Usage:
+  authgate [start]       start the gateway (migrates the database first)
+  authgate migrate       create or update the database schema, then exit
+  authgate healthcheck   exit 0 if the gateway on PORT answers GET /healthz, 1 otherwise
+  authgate --version     print the version
+  authgate --help        print this help
+
+Environment (a .env file in the working directory is read too):
+  ${"NAME".padEnd(width)}  ${"DEFAULT".padEnd(defaults)}  MEANING
+${rows.join("\n")}
+`;
+}

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { startBackend, type TestBackend } from "./helpers/backend";
+import { freePort, signUp, tempDir } from "./helpers/gateway";
+
+const ROOT = join(import.meta.dir, "..");
+let backend: TestBackend;
+const cleanups: (() => Promise<void> | void)[] = [];
+beforeAll(() => {
+  backend = startBackend();
+  cleanups.push(() => backend.stop());
+});
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+interface Running {
+  url: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  /** Everything written to stderr so far. */
+  log(): string;
+}
+
+/** Spawns the gateway and resolves once it logs that it listens (no polling). */
+async function spawnGateway(command: string[], cwd: string, env: Record<string, string> = {}): Promise<Running> {
+  const port = freePort();
+  const proc = Bun.spawn(command, {
+    cwd,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      BACKEND_API_URL: backend.url,
+      BETTER_AUTH_URL: `http://127.0.0.1:${port}`,
+      BETTER_AUTH_SECRET: "process-test-secret-process-test-secret",
+      ...env,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let stderr = "";
+  const reader = proc.stderr.getReader();
+  const decoder = new TextDecoder();
+  const listening = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`gateway exited before listening:\n${stderr}`);
+      stderr += decoder.decode(value);
+      if (stderr.includes('"msg":"authgate listening"')) break;
+    }
+    // Keep collecting the rest of the log in the background.
+    void (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        stderr += decoder.decode(value);
+      }
+    })();
+  })();
+  await listening;
+  cleanups.push(() => {
+    if (proc.exitCode === null) proc.kill("SIGKILL");
+  });
+  return { url: `http://127.0.0.1:${port}`, proc, log: () => stderr };
+}
+
+describe("graceful shutdown", () => {
+  test("SIGTERM lets a slow proxied request finish, refuses new connections, and exits 0", async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const gw = await spawnGateway([process.execPath, join(ROOT, "src/index.ts")], ROOT, {
+      DATABASE_URL: join(dir.path, "authgate.db"),
+      SHUTDOWN_TIMEOUT_MS: "5000",
+    });
+    backend.trustGateway(gw.url, gw.url);
+    const { cookie } = await signUp(gw.url);
+
+    const before = backend.received.length;
+    const slow = fetch(gw.url + "/api/slow-headers?ms=700", { headers: { cookie } }).then(async (r) => [r.status, await r.text()]);
+    // Wait until the backend has the request in hand, then ask the gateway to stop.
+    while (backend.received.length === before) await new Promise((resolve) => setImmediate(resolve));
+    gw.proc.kill("SIGTERM");
+
+    expect(await slow).toEqual([200, "worth the wait"]);
+    expect(await gw.proc.exited).toBe(0);
+    const refused = await fetch(gw.url + "/healthz").then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(refused).toBe("refused");
+    // Every stderr line is a JSON log record (Better Auth's own warnings included).
+    const messages = gw.log().split("\n").filter(Boolean).map((line) => JSON.parse(line).msg);
+    expect(messages).toContain("shutting down");
+    expect(messages.at(-1)).toBe("stopped");
+  });
+});
+
+describe("the compiled binary", () => {
+  let binary: string;
+  beforeAll(async () => {
+    const buildDir = tempDir();
+    cleanups.push(() => buildDir.remove());
+    binary = join(buildDir.path, "authgate");
+    const build = Bun.spawn(
+      [process.execPath, "build", "--compile", "--minify-whitespace", "--minify-syntax", "src/index.ts", "src/auth/worker.ts", "--outfile", binary],
+      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+    );
+    if ((await build.exited) !== 0) throw new Error(await new Response(build.stderr).text());
+  }, 60_000);
+
+  test("--version and --help answer without any configuration", async () => {
+    const version = Bun.spawnSync([binary, "--version"]);
+    expect(version.exitCode).toBe(0);
+    expect(version.stdout.toString().trim()).toBe((await Bun.file(join(ROOT, "package.json")).json()).version);
+    const help = Bun.spawnSync([binary, "--help"]);
+    expect(help.exitCode).toBe(0);
+    for (const name of ["BACKEND_API_URL", "BETTER_AUTH_SECRET", "MAX_BODY_BYTES", "migrate", "healthcheck"]) {
+      expect(help.stdout.toString()).toContain(name);
+    }
+  });
+
+  test("alone in an empty directory, it migrates, signs up, proxies with a verifiable JWT and serves its docs offline", async () => {
+    const empty = tempDir();
+    cleanups.push(() => empty.remove());
+    const alone = join(empty.path, "authgate");
+    copyFileSync(binary, alone);
+    mkdirSync(join(empty.path, "nested"));
+
+    const migrate = Bun.spawnSync([alone, "migrate"], {
+      cwd: empty.path,
+      env: { PATH: "/usr/bin:/bin", DATABASE_URL: "./nested/authgate.db", BETTER_AUTH_SECRET: "binary-test-secret-binary-test-secret" },
+    });
+    expect(migrate.exitCode).toBe(0);
+    expect(existsSync(join(empty.path, "nested/authgate.db"))).toBe(true);
+
+    const gw = await spawnGateway([alone], empty.path, {}); // default DATABASE_URL: ./data/authgate.db
+    expect(existsSync(join(empty.path, "data/authgate.db"))).toBe(true);
+    backend.trustGateway(gw.url, gw.url);
+    const { cookie, user } = await signUp(gw.url);
+    const before = backend.received.length;
+    const response = await fetch(gw.url + "/api/from-binary?x=1", { headers: { cookie } });
+    expect(response.status).toBe(200);
+    const seen = backend.received[before]!;
+    expect(seen.target).toBe("/api/from-binary?x=1");
+    expect(seen.jwtError).toBeUndefined();
+    expect(seen.claims?.sub).toBe(user.id);
+
+    const page = await (await fetch(gw.url + "/swagger")).text();
+    expect(page).not.toMatch(/https?:\/\//);
+    expect((await fetch(gw.url + "/swagger/assets/swagger-ui-bundle.js")).status).toBe(200);
+    const spec = (await (await fetch(gw.url + "/swagger/json")).json()) as { paths: Record<string, unknown> };
+    expect(spec.paths["/api/auth/sign-in/email"]).toBeDefined();
+
+    const healthcheck = Bun.spawnSync([alone, "healthcheck"], { env: { PORT: new URL(gw.url).port, HOST: "127.0.0.1" } });
+    expect(healthcheck.exitCode).toBe(0);
+    gw.proc.kill("SIGTERM");
+    expect(await gw.proc.exited).toBe(0);
+    const down = Bun.spawnSync([alone, "healthcheck"], { env: { PORT: new URL(gw.url).port, HOST: "127.0.0.1" } });
+    expect(down.exitCode).toBe(1);
+  }, 30_000);
+});
