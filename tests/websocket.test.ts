@@ -395,3 +395,23 @@ describe("a WebSocket whose session ends", () => {
     expect(await response.json()).toEqual({ status: "ok" });
   });
 });
+
+describe("a graceful shutdown", () => {
+  test("closes open WebSockets with 1001 and reaches the backend's side too", async () => {
+    const shutdownDir = tempDir();
+    const stopping = await startGateway({ BACKEND_API_URL: backend.url }, shutdownDir.path);
+    backend.trustGateway(stopping.url);
+    const session = await signUp(stopping.url);
+    const client = connect(stopping.url, session.cookie);
+    await client.opened;
+    client.ws.send("before shutdown");
+    expect(await client.messages.next()).toBe("before shutdown");
+
+    await stopping.gateway.shutdown(1000);
+    const event = await client.closed;
+    expect(event.code).toBe(1001);
+    expect(event.reason).toBe("Gateway shutting down");
+    await stopping.db.close();
+    shutdownDir.remove();
+  });
+});
