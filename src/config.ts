@@ -13,8 +13,10 @@ export interface Config {
   readonly host: string;
   /** Origin (and optional path prefix) that proxied `/api/*` requests go to. Server-side only. */
   readonly backendUrl: URL;
-  /** SQLite file path (a `postgres://` URL later). @default "./data/authgate.db" */
+  /** SQLite file path, or a `postgres://` URL. @default "./data/authgate.db" */
   readonly databaseUrl: string;
+  /** Connections in the PostgreSQL pool. @default 10 */
+  readonly databasePoolSize: number;
   /** Better Auth secret; undefined in development means "generate one and keep it beside the database". */
   readonly authSecret: string | undefined;
   /** Public origin of the gateway: JWT issuer and audience, and a trusted origin. */
@@ -190,6 +192,7 @@ export function loadConfig(env: Env): Config {
     host,
     backendUrl,
     databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
+    databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 2, 1000),
     authSecret,
     authUrl,
     trustedOrigins: Object.freeze(trustedOrigins),

@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startBackend, type TestBackend } from "./helpers/backend";
-import { freePort, signUp, tempDir } from "./helpers/gateway";
-
-const ROOT = join(import.meta.dir, "..");
+import { signUp, tempDir } from "./helpers/gateway";
+import { ROOT, spawnGateway as spawnGatewayProcess } from "./helpers/process";
 let backend: TestBackend;
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => {
@@ -15,55 +14,13 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-interface Running {
-  url: string;
-  proc: ReturnType<typeof Bun.spawn>;
-  /** Everything written to stderr so far. */
-  log(): string;
-}
-
-/** Spawns the gateway and resolves once it logs that it listens (no polling). */
-async function spawnGateway(command: string[], cwd: string, env: Record<string, string> = {}): Promise<Running> {
-  const port = freePort();
-  const proc = Bun.spawn(command, {
-    cwd,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      BACKEND_API_URL: backend.url,
-      BETTER_AUTH_URL: `http://127.0.0.1:${port}`,
-      BETTER_AUTH_SECRET: "process-test-secret-process-test-secret",
-      ...env,
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let stderr = "";
-  const reader = proc.stderr.getReader();
-  const decoder = new TextDecoder();
-  const listening = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`gateway exited before listening:\n${stderr}`);
-      stderr += decoder.decode(value);
-      if (stderr.includes('"msg":"authgate listening"')) break;
-    }
-    // Keep collecting the rest of the log in the background.
-    void (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        stderr += decoder.decode(value);
-      }
-    })();
-  })();
-  await listening;
+/** A gateway process against the test backend; killed at the end if still running. */
+async function spawnGateway(command: string[], cwd: string, env: Record<string, string> = {}) {
+  const gw = await spawnGatewayProcess(command, { cwd, env: { BACKEND_API_URL: backend.url, ...env } });
   cleanups.push(() => {
-    if (proc.exitCode === null) proc.kill("SIGKILL");
+    if (gw.proc.exitCode === null) gw.proc.kill("SIGKILL");
   });
-  return { url: `http://127.0.0.1:${port}`, proc, log: () => stderr };
+  return gw;
 }
 
 describe("graceful shutdown", () => {

@@ -56,11 +56,10 @@ interface JwksRow {
 
 /** Opens the database, migrates it and creates Better Auth, in the calling thread. */
 export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
-  const db = openDatabase(config.databaseUrl, onQuery);
+  const db = openDatabase(config.databaseUrl, { onQuery, poolSize: config.databasePoolSize });
   try {
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
     const auth = createAuth({ config, db, secret, logger });
-    await migrate(auth);
     const context = await auth.$context;
 
     /**
@@ -76,6 +75,21 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         .limit(1)
         .executeTakeFirst()) as JwksRow | undefined;
     const expiry = (row: JwksRow) => (row.expiresAt === null ? null : new Date(row.expiresAt).getTime());
+
+    const provisionSigningKey = async () => {
+      const row = await newestRow();
+      const expiresAt = row ? expiry(row) : null;
+      if (!row || (expiresAt !== null && expiresAt <= Date.now())) {
+        // Better Auth mints a key when it has no live one; asking it to sign once does that.
+        await auth.api.signJWT({ body: { payload: { purpose: "authgate key provisioning" } } });
+      }
+    };
+    // Instances starting at the same moment on one database take turns: one migrates and
+    // mints the first signing key, the others find both done.
+    await db.withStartupLock(async () => {
+      await migrate(auth);
+      await provisionSigningKey();
+    });
 
     return {
       async handle(method, url, headers, body) {
@@ -104,8 +118,8 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         let row = await newestRow();
         const expiresAt = row ? expiry(row) : null;
         if (!row || (expiresAt !== null && expiresAt <= Date.now())) {
-          // Better Auth mints a key when it has no live one; asking it to sign once does that.
-          await auth.api.signJWT({ body: { payload: { purpose: "authgate key provisioning" } } });
+          // Expired since start-up (rotation): the first instance to notice mints the next key.
+          await db.withStartupLock(provisionSigningKey);
           row = await newestRow();
           if (!row) throw new Error("Better Auth did not create a signing key");
         }

@@ -1,18 +1,52 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { Kysely } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
 import { BunSqliteDialect } from "kysely-bun-sqlite";
+import pg from "pg";
 
 export interface GatewayDatabase {
   /** The one query layer; Better Auth runs on it through its kysely adapter. */
   readonly kysely: Kysely<any>;
-  readonly type: "sqlite";
-  /** Directory beside the database, where the development secret is kept. */
+  readonly type: "sqlite" | "postgres";
+  /** Where the development secret is kept: beside the SQLite file, or ./data for PostgreSQL. */
   readonly dataDir: string;
   /** Queries run so far: the proof that a cached request costs none. */
   readonly queryCount: number;
+  /**
+   * Runs `work` while holding the database-wide start-up lock, so that instances starting at
+   * the same moment migrate and provision the signing key one after the other.
+   */
+  withStartupLock<T>(work: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  onQuery?: () => void;
+  /** Connections in the PostgreSQL pool. @default 10 */
+  poolSize?: number;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** SQLite file path or `postgres://` URL → the database, ready for Better Auth. */
+export function openDatabase(databaseUrl: string, options: DatabaseOptions = {}): GatewayDatabase {
+  return isPostgresUrl(databaseUrl) ? openPostgres(databaseUrl, options) : openSqlite(databaseUrl, options);
+}
+
+function counting(onQuery?: () => void) {
+  let count = 0;
+  return {
+    log: () => {
+      count++;
+      onQuery?.();
+    },
+    get count() {
+      return count;
+    },
+  };
 }
 
 /**
@@ -21,7 +55,7 @@ export interface GatewayDatabase {
  * makes a second writer wait instead of failing with SQLITE_BUSY, and synchronous=NORMAL
  * is durable under WAL except for the last transactions on power loss.
  */
-export function openDatabase(databaseUrl: string, onQuery?: () => void): GatewayDatabase {
+function openSqlite(databaseUrl: string, { onQuery }: DatabaseOptions): GatewayDatabase {
   const path = resolve(databaseUrl);
   mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path, { create: true, strict: false });
@@ -36,13 +70,10 @@ export function openDatabase(databaseUrl: string, onQuery?: () => void): Gateway
     prepare: (sql: string) => sqlite.query(sql),
     close: () => sqlite.close(),
   };
-  let queryCount = 0;
+  const queries = counting(onQuery);
   const kysely = new Kysely<any>({
     dialect: new BunSqliteDialect({ database: cachedStatements as unknown as Database }),
-    log: () => {
-      queryCount++;
-      onQuery?.();
-    },
+    log: queries.log,
   });
 
   return {
@@ -50,7 +81,42 @@ export function openDatabase(databaseUrl: string, onQuery?: () => void): Gateway
     type: "sqlite",
     dataDir: dirname(path),
     get queryCount() {
-      return queryCount;
+      return queries.count;
+    },
+    // One file, one process writing at a time (busy_timeout): nothing more is needed.
+    withStartupLock: (work) => work(),
+    close: () => kysely.destroy(),
+  };
+}
+
+/** Any constant: the key of the advisory lock authgate instances take while starting. */
+const STARTUP_LOCK_KEY = 0x61757468; // "auth"
+
+function openPostgres(databaseUrl: string, { onQuery, poolSize = 10 }: DatabaseOptions): GatewayDatabase {
+  // At least 2: the start-up lock holds one connection while migrations use another.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(2, poolSize) });
+  // An idle client's error (the server restarted) must not crash the process; the pool
+  // replaces the client, and queries report their own errors.
+  pool.on("error", () => {});
+  const queries = counting(onQuery);
+  const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: queries.log });
+
+  return {
+    kysely,
+    type: "postgres",
+    dataDir: resolve("data"),
+    get queryCount() {
+      return queries.count;
+    },
+    async withStartupLock(work) {
+      return kysely.connection().execute(async (connection) => {
+        await sql`select pg_advisory_lock(${STARTUP_LOCK_KEY})`.execute(connection);
+        try {
+          return await work();
+        } finally {
+          await sql`select pg_advisory_unlock(${STARTUP_LOCK_KEY})`.execute(connection);
+        }
+      });
     },
     close: () => kysely.destroy(),
   };

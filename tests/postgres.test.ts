@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Kysely, PostgresDialect, sql } from "kysely";
+import pg from "pg";
+import { startBackend, type TestBackend } from "./helpers/backend";
+import { signUp } from "./helpers/gateway";
+import { spawnGateway, type GatewayProcess } from "./helpers/process";
+
+/** Set by .ci/run (PostgreSQL runs on the CI machine); without it these tests are skipped. */
+const ADMIN_URL = process.env.TEST_POSTGRES_URL;
+if (!ADMIN_URL) console.warn("TEST_POSTGRES_URL is not set: skipping the PostgreSQL multi-instance tests");
+
+/** Both instances' public origin: the issuer and audience every backend checks. */
+const PUBLIC_ORIGIN = "http://authgate.test";
+
+describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
+  const database = `authgate_test_${crypto.randomUUID().replaceAll("-", "")}`;
+  let databaseUrl: string;
+  let admin: pg.Client;
+  let db: Kysely<any>;
+  let backend: TestBackend;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`create database ${database}`);
+    const url = new URL(ADMIN_URL!);
+    url.pathname = `/${database}`;
+    databaseUrl = url.href;
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+    pool.on("error", () => {}); // an idle client told the database is going away at the end
+    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    backend = startBackend();
+    const env = { DATABASE_URL: databaseUrl, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN, SESSION_CACHE_SECONDS: "1" };
+    // Both start at the same moment on an empty database.
+    [a, b] = await Promise.all([spawnGateway(undefined, { env }), spawnGateway(undefined, { env })]);
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await backend?.stop();
+    await db?.destroy();
+    await admin?.query(`drop database if exists ${database} with (force)`);
+    await admin?.end();
+  });
+
+  test("starting together on an empty database: no errors, one schema, one signing key", async () => {
+    for (const instance of [a, b]) expect(instance.log()).not.toContain('"level":"error"');
+    const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public' order by tablename`.execute(db);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(["account", "jwks", "session", "user", "verification"]);
+    const keys = await db.selectFrom("jwks").select("id").execute();
+    expect(keys).toHaveLength(1);
+    // Both publish the same JWKS.
+    const [jwksA, jwksB] = await Promise.all([a, b].map(async (i) => (await fetch(i.url + "/api/auth/jwks")).json()));
+    expect(jwksA).toEqual(jwksB);
+  });
+
+  test("signed up through A, proxied through B: the backend verifies both instances' JWTs against one JWKS", async () => {
+    backend.trustGateway(a.url, PUBLIC_ORIGIN); // the backend knows one JWKS URL: A's
+    const { cookie, user } = await signUp(a.url);
+    for (const instance of [b, a]) {
+      const before = backend.received.length;
+      const response = await fetch(instance.url + "/api/shared", { headers: { cookie } });
+      expect(response.status).toBe(200);
+      const seen = backend.received[before]!;
+      expect(seen.jwtError).toBeUndefined();
+      expect(seen.claims?.sub).toBe(user.id);
+      expect(seen.claims?.iss).toBe(PUBLIC_ORIGIN);
+    }
+  });
+
+  test("signed out through A, B refuses the session within SESSION_CACHE_SECONDS", async () => {
+    const { cookie } = await signUp(a.url);
+    expect((await fetch(b.url + "/api/before", { headers: { cookie } })).status).toBe(200); // now cached on B
+    // As a browser on the public origin sends it (Better Auth checks the origin of cookie-bearing POSTs).
+    const signOut = await fetch(a.url + "/api/auth/sign-out", { method: "POST", headers: { cookie, origin: PUBLIC_ORIGIN } });
+    expect(signOut.status).toBe(200);
+    expect((await fetch(a.url + "/api/after", { headers: { cookie } })).status).toBe(401); // at once on A
+    await Bun.sleep(1100); // the bound is time itself: B's cache entry lives at most 1 s
+    expect((await fetch(b.url + "/api/after", { headers: { cookie } })).status).toBe(401);
+  });
+
+  test("a restarted instance picks up the same key and sessions", async () => {
+    const { cookie, user } = await signUp(b.url);
+    expect(await b.stop()).toBe(0);
+    b = await spawnGateway(undefined, {
+      env: { DATABASE_URL: databaseUrl, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN, SESSION_CACHE_SECONDS: "1" },
+    });
+    const before = backend.received.length;
+    expect((await fetch(b.url + "/api/again", { headers: { cookie } })).status).toBe(200);
+    expect(backend.received[before]!.claims?.sub).toBe(user.id);
+    expect(await db.selectFrom("jwks").select("id").execute()).toHaveLength(1);
+  });
+});
