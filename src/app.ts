@@ -132,6 +132,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         () => "ok",
         () => "not loadable",
       ),
+      ...(config.redisUrl && {
+        redis: await withTimeout(auth.pingRedis(), 2000).then(
+          (up) => (up ? "ok" : "unreachable"),
+          () => "unreachable",
+        ),
+      }),
     }),
     afterSignOut: () => {
       identities.forgetSessions();

@@ -17,6 +17,8 @@ export interface Config {
   readonly databaseUrl: string;
   /** Connections in the PostgreSQL pool. @default 10 */
   readonly databasePoolSize: number;
+  /** Redis for Better Auth's secondary storage (sessions, rate-limit counters); undefined: none. */
+  readonly redisUrl: string | undefined;
   /** Better Auth secret; undefined in development means "generate one and keep it beside the database". */
   readonly authSecret: string | undefined;
   /** Public origin of the gateway: JWT issuer and audience, and a trusted origin. */
@@ -187,12 +189,18 @@ export function loadConfig(env: Env): Config {
   const logLevel = (read("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
 
+  const redisUrl = read("REDIS_URL");
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+  }
+
   const config: Config = {
     port,
     host,
     backendUrl,
     databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 2, 1000),
+    redisUrl,
     authSecret,
     authUrl,
     trustedOrigins: Object.freeze(trustedOrigins),

@@ -1,3 +1,4 @@
+import type { SecondaryStorage } from "@better-auth/core/db";
 import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
 import { jwt, openAPI } from "better-auth/plugins";
@@ -17,9 +18,11 @@ export interface AuthDeps {
   secret: string;
   /** Better Auth's own messages go to the gateway's log, as JSON lines like the rest. */
   logger: Logger;
+  /** Redis-backed secondary storage (REDIS_URL), shared by every instance. */
+  secondaryStorage?: SecondaryStorage;
 }
 
-export function createAuth({ config, db, secret, logger }: AuthDeps) {
+export function createAuth({ config, db, secret, logger, secondaryStorage }: AuthDeps) {
   const origin = config.authUrl.origin;
   return betterAuth({
     appName: "authgate",
@@ -39,7 +42,13 @@ export function createAuth({ config, db, secret, logger }: AuthDeps) {
         else if (level === "info") logger.info(text, { source: "better-auth" });
       },
     },
-    rateLimit: { enabled: config.rateLimit },
+    rateLimit: { enabled: config.rateLimit, storage: secondaryStorage ? "secondary-storage" : "memory" },
+    ...(secondaryStorage && {
+      secondaryStorage,
+      // Sessions stay in the database too: when Redis is unreachable, Better Auth falls back to
+      // the database (src/db/redis.ts answers "not found"), so an outage logs nobody out.
+      session: { storeSessionInDatabase: true },
+    }),
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     plugins: [
       jwt({

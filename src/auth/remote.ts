@@ -83,6 +83,7 @@ export async function startAuthWorker(
     newestKeyId: () => call("newestKeyId", []),
     openApiSchema: () => call("openApiSchema", []),
     ping: () => call("ping", []),
+    pingRedis: () => call("pingRedis", []),
     get queryCount() {
       return Atomics.load(counter, 0);
     },

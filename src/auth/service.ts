@@ -2,6 +2,7 @@ import { symmetricDecrypt } from "better-auth/crypto";
 import { sql } from "kysely";
 import type { Config } from "../config";
 import { openDatabase } from "../db";
+import { createRedisStorage, type RedisStorage } from "../db/redis";
 import type { Logger } from "../ops/log";
 import type { CallerClaims } from "../token/mint";
 import { AUTH_BASE_PATH, createAuth, migrate } from "./index";
@@ -44,6 +45,8 @@ export interface AuthOperations {
   openApiSchema(): Promise<{ paths: Record<string, unknown>; components: unknown }>;
   /** Runs one query: the database answers. */
   ping(): Promise<true>;
+  /** Redis answers PING; null when no Redis is configured. */
+  pingRedis(): Promise<boolean | null>;
   close(): Promise<void>;
 }
 
@@ -57,9 +60,12 @@ interface JwksRow {
 /** Opens the database, migrates it and creates Better Auth, in the calling thread. */
 export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
   const db = openDatabase(config.databaseUrl, { onQuery, poolSize: config.databasePoolSize });
+  let redis: RedisStorage | undefined;
   try {
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
-    const auth = createAuth({ config, db, secret, logger });
+    redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+    await redis?.connect();
+    const auth = createAuth({ config, db, secret, logger, secondaryStorage: redis?.storage });
     const context = await auth.$context;
 
     /**
@@ -139,9 +145,14 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         await sql`select 1`.execute(db.kysely);
         return true as const;
       },
-      close: () => db.close(),
+      pingRedis: async () => (redis ? redis.ping() : null),
+      async close() {
+        redis?.close();
+        await db.close();
+      },
     };
   } catch (error) {
+    redis?.close();
     await db.close();
     throw error;
   }
