@@ -19,6 +19,10 @@ export interface Config {
   readonly databasePoolSize: number;
   /** Redis for Better Auth's secondary storage (sessions, rate-limit counters); undefined: none. */
   readonly redisUrl: string | undefined;
+  /** Signing-key rotation interval in seconds (JWKS_ROTATION_DAYS); undefined: no rotation. */
+  readonly jwksRotationSeconds: number | undefined;
+  /** How long a new key is published before it signs (backends' JWKS cache). @default 60 */
+  readonly jwksPublishDelaySeconds: number;
   /** Better Auth secret; undefined in development means "generate one and keep it beside the database". */
   readonly authSecret: string | undefined;
   /** Public origin of the gateway: JWT issuer and audience, and a trusted origin. */
@@ -194,6 +198,12 @@ export function loadConfig(env: Env): Config {
     problems.push("REDIS_URL must be a redis:// or rediss:// URL");
   }
 
+  const rotationRaw = read("JWKS_ROTATION_DAYS");
+  const rotationDays = rotationRaw === undefined ? undefined : Number(rotationRaw);
+  if (rotationDays !== undefined && !(/^\d+(\.\d+)?$/.test(rotationRaw!) && rotationDays > 0)) {
+    problems.push(`JWKS_ROTATION_DAYS must be a positive number of days, got "${rotationRaw}"`);
+  }
+
   const config: Config = {
     port,
     host,
@@ -201,6 +211,8 @@ export function loadConfig(env: Env): Config {
     databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 2, 1000),
     redisUrl,
+    jwksPublishDelaySeconds: integer("JWKS_PUBLISH_DELAY_SECONDS", 60, 0, 86_400),
+    jwksRotationSeconds: rotationDays && rotationDays > 0 ? Math.max(1, Math.round(rotationDays * 86_400)) : undefined,
     authSecret,
     authUrl,
     trustedOrigins: Object.freeze(trustedOrigins),

@@ -93,3 +93,81 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
     expect(await db.selectFrom("jwks").select("id").execute()).toHaveLength(1);
   });
 });
+
+describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
+  const database = `authgate_rotation_${crypto.randomUUID().replaceAll("-", "")}`;
+  let admin: pg.Client;
+  let db: Kysely<any>;
+  let backend: TestBackend;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`create database ${database}`);
+    const url = new URL(ADMIN_URL!);
+    url.pathname = `/${database}`;
+    const pool = new pg.Pool({ connectionString: url.href, max: 2 });
+    pool.on("error", () => {});
+    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    backend = startBackend();
+    // 0.00003 days ≈ 2.6 s: a rotation within the test; the new key signs 2 s after it is
+    // published, and this backend refetches the JWKS at most every second (jose's default is
+    // 30 s against the default 60 s delay).
+    const env = {
+      DATABASE_URL: url.href,
+      BACKEND_API_URL: backend.url,
+      BETTER_AUTH_URL: PUBLIC_ORIGIN,
+      JWKS_ROTATION_DAYS: "0.00003",
+      JWKS_PUBLISH_DELAY_SECONDS: "2",
+    };
+    [a, b] = await Promise.all([spawnGateway(undefined, { env }), spawnGateway(undefined, { env })]);
+    backend.trustGateway(a.url, PUBLIC_ORIGIN, 1000);
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await backend?.stop();
+    await db?.destroy();
+    await admin?.query(`drop database if exists ${database} with (force)`);
+    await admin?.end();
+  });
+
+  /** The `kid` a proxied request through `instance` was signed with (verified by the backend). */
+  async function kidThrough(instance: GatewayProcess, cookie: string) {
+    const before = backend.received.length;
+    expect((await fetch(instance.url + "/api/kid", { headers: { cookie } })).status).toBe(200);
+    const seen = backend.received[before]!;
+    expect(seen.jwtError).toBeUndefined();
+    return seen.protectedHeader!.kid!;
+  }
+
+  test("after the interval one new key is published, then both instances sign with it; the old one stays published", async () => {
+    const first = await signUp(a.url);
+    const oldKid = await kidThrough(a, first.cookie);
+    expect(await kidThrough(b, first.cookie)).toBe(oldKid);
+
+    const [{ expiresAt }] = await db.selectFrom("jwks").select("expiresAt").execute();
+    await Bun.sleep(Math.max(0, new Date(expiresAt).getTime() - Date.now()) + 200); // rotation is a matter of time
+
+    // Expired: the next token makes one instance mint the next key, which is published at once
+    // but not yet used to sign.
+    const second = await signUp(b.url); // a new session, so its JWT is minted now
+    expect(await kidThrough(a, second.cookie)).toBe(oldKid);
+    const rows = await db.selectFrom("jwks").select(["id", "createdAt"]).orderBy("createdAt", "desc").execute();
+    expect(rows).toHaveLength(2); // no instance minted its own
+    const newKid = rows[0]!.id as string;
+    const published = ((await (await fetch(b.url + "/api/auth/jwks")).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    expect(published.sort()).toEqual([oldKid, newKid].sort());
+
+    await Bun.sleep(Math.max(0, new Date(rows[0]!.createdAt).getTime() + 2000 - Date.now()) + 200); // past the publish delay
+    const third = await signUp(a.url);
+    const [kidA, kidB] = await Promise.all([kidThrough(a, third.cookie), kidThrough(b, third.cookie)]);
+    expect(kidA).toBe(newKid);
+    expect(kidB).toBe(newKid);
+    expect(await db.selectFrom("jwks").select("id").execute()).toHaveLength(2);
+    // A token signed with the old key before the rotation still verifies.
+    expect(await kidThrough(a, first.cookie)).toBe(oldKid);
+  }, 20_000);
+});

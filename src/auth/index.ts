@@ -55,6 +55,10 @@ export function createAuth({ config, db, secret, logger, secondaryStorage }: Aut
         // The gateway signs backend tokens itself with a cached key (src/token); Better Auth
         // would otherwise sign one more on every get-session call.
         disableSettingJwtHeader: true,
+        // Rotation (off by default): a key expires after the interval; the first instance to
+        // notice mints the next one under the start-up lock, and old keys stay published for
+        // Better Auth's grace period (30 days) so tokens signed with them keep verifying.
+        ...(config.jwksRotationSeconds && { jwks: { rotationInterval: config.jwksRotationSeconds } }),
         jwt: {
           issuer: origin,
           audience: origin,

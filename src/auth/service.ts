@@ -22,7 +22,7 @@ export interface SigningKeyMaterial {
   kid: string;
   alg: string;
   privateJwk: string;
-  /** Epoch ms when Better Auth considers it expired (rotation), or null. */
+  /** Epoch ms after which the proxy should ask again (rotation, or a newer key published), or null. */
   expiresAt: number | null;
 }
 
@@ -55,6 +55,7 @@ interface JwksRow {
   privateKey: string;
   alg: string | null;
   expiresAt: string | number | Date | null;
+  createdAt: string | number | Date;
 }
 
 /** Opens the database, migrates it and creates Better Auth, in the calling thread. */
@@ -73,13 +74,14 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
      * `SELECT * FROM jwks LIMIT 100` without an order, so past 100 rows it can miss the newest
      * key and mint yet another one on every sign.
      */
-    const newestRow = async () =>
+    const newestRows = async (count: number) =>
       (await db.kysely
         .selectFrom("jwks")
-        .select(["id", "privateKey", "alg", "expiresAt"])
+        .select(["id", "privateKey", "alg", "expiresAt", "createdAt"])
         .orderBy("createdAt", "desc")
-        .limit(1)
-        .executeTakeFirst()) as JwksRow | undefined;
+        .limit(count)
+        .execute()) as JwksRow[];
+    const newestRow = async () => (await newestRows(1))[0];
     const expiry = (row: JwksRow) => (row.expiresAt === null ? null : new Date(row.expiresAt).getTime());
 
     const provisionSigningKey = async () => {
@@ -121,16 +123,26 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         };
       },
       async signingKey() {
-        let row = await newestRow();
-        const expiresAt = row ? expiry(row) : null;
-        if (!row || (expiresAt !== null && expiresAt <= Date.now())) {
+        const newest = await newestRow();
+        const newestExpiry = newest ? expiry(newest) : null;
+        if (!newest || (newestExpiry !== null && newestExpiry <= Date.now())) {
           // Expired since start-up (rotation): the first instance to notice mints the next key.
           await db.withStartupLock(provisionSigningKey);
-          row = await newestRow();
-          if (!row) throw new Error("Better Auth did not create a signing key");
         }
+        const [latest, previous] = await newestRows(2);
+        if (!latest) throw new Error("Better Auth did not create a signing key");
+        // Publish first, sign later: backends cache the JWKS (jose refetches at most every
+        // 30 s), so a key younger than the publish delay is not used yet while the previous
+        // one, still published for Better Auth's grace period, can sign.
+        const publishedAt = new Date(latest.createdAt).getTime() + config.jwksPublishDelaySeconds * 1000;
+        const row = previous && publishedAt > Date.now() ? previous : latest;
         const privateJwk = await symmetricDecrypt({ key: context.secretConfig, data: JSON.parse(row.privateKey) });
-        return { kid: row.id, alg: row.alg ?? "EdDSA", privateJwk, expiresAt: expiry(row) };
+        return {
+          kid: row.id,
+          alg: row.alg ?? "EdDSA",
+          privateJwk,
+          expiresAt: row === previous ? publishedAt : expiry(row),
+        };
       },
       async newestKeyId() {
         const row = await db.kysely.selectFrom("jwks").select("id").orderBy("createdAt", "desc").limit(1).executeTakeFirst();

@@ -5,7 +5,7 @@ export interface SigningKey {
   readonly kid: string;
   readonly alg: string;
   readonly privateKey: CryptoKey;
-  /** Epoch ms when Better Auth considers the key expired (rotation), or null. */
+  /** Epoch ms after which to ask the auth worker again (rotation, a newer key's publish delay), or null. */
   readonly expiresAt: number | null;
 }
 
@@ -35,8 +35,10 @@ export function createSigningKeys(auth: Pick<AuthOperations, "signingKey" | "new
       });
       const key = await current;
       if (key.expiresAt !== null && key.expiresAt <= Date.now()) {
-        current = undefined;
-        return this.current();
+        // Ask once more; the worker rotates if needed. A key it hands back already expired is
+        // used for this token rather than asked for again in a loop.
+        current = load();
+        return current;
       }
       return key;
     },

@@ -25,7 +25,8 @@ export interface TestBackend {
   /** Lets the SSE route send its next event. */
   releaseSseEvent(): void;
   /** Point JWT verification at a gateway: its JWKS URL, issuer and audience. */
-  trustGateway(gatewayUrl: string, issuer: string): void;
+  /** `jwksCooldownMs`: jose's minimum time between JWKS refetches (its default is 30 s). */
+  trustGateway(gatewayUrl: string, issuer: string, jwksCooldownMs?: number): void;
   stop(): Promise<void>;
 }
 
@@ -207,8 +208,8 @@ export function startBackend(): TestBackend {
       if (waiter) waiter();
       else sseCredits++;
     },
-    trustGateway(gatewayUrl, issuer) {
-      const jwks = createRemoteJWKSet(new URL("/api/auth/jwks", gatewayUrl));
+    trustGateway(gatewayUrl, issuer, jwksCooldownMs) {
+      const jwks = createRemoteJWKSet(new URL("/api/auth/jwks", gatewayUrl), jwksCooldownMs === undefined ? {} : { cooldownDuration: jwksCooldownMs });
       verify = (token) => jwtVerify(token, jwks, { issuer, audience: issuer, algorithms: ["EdDSA"] });
     },
     async stop() {
