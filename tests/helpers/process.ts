@@ -18,9 +18,8 @@ export interface GatewayProcess {
  */
 export async function spawnGateway(
   command: string[] = [process.execPath, join(ROOT, "src/index.ts")],
-  { cwd = ROOT, env = {} as Record<string, string> } = {},
+  { cwd = ROOT, env = {} as Record<string, string>, port = freePort() } = {},
 ): Promise<GatewayProcess> {
-  const port = freePort();
   const proc = Bun.spawn(command, {
     cwd,
     env: {
