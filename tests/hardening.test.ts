@@ -1,35 +1,16 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startBackend, type TestBackend } from "./helpers/backend";
-import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { useGateways } from "./helpers/fixture";
+import { signUp, type RunningGateway } from "./helpers/gateway";
 
 const TRUSTED_APP = "https://app.example.test";
 
-let backend: TestBackend;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(() => {
-  backend = startBackend();
-  cleanups.push(() => backend.stop());
-});
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function gatewayWith(env: Record<string, string>, options = {}): Promise<RunningGateway> {
-  const dir = tempDir();
-  const gw = await startGateway({ BACKEND_API_URL: backend.url, ...env }, dir.path, options);
-  backend.trustGateway(gw.url, gw.url);
-  cleanups.push(async () => {
-    await gw.stop();
-    dir.remove();
-  });
-  return gw;
-}
+const fixture = useGateways();
+const { gatewayWith } = fixture;
 
 async function backendRequestsDuring(action: () => Promise<unknown>) {
-  const before = backend.received.length;
+  const before = fixture.backend.received.length;
   await action();
-  return backend.received.slice(before);
+  return fixture.backend.received.slice(before);
 }
 
 /** Settles with "timeout" if `promise` has not settled within `ms`. */
@@ -258,7 +239,7 @@ describe("long and broken streams", () => {
     const response = await fetch(gw.url + "/api/endless", { headers: { cookie }, signal: client.signal });
     const reader = response.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("first chunk\n");
-    const aborted = backend.abortOf("/api/endless");
+    const aborted = fixture.backend.abortOf("/api/endless");
     client.abort();
     expect(await within(1000, aborted)).toBeUndefined();
   });
@@ -303,7 +284,7 @@ describe("long and broken streams", () => {
     expect(response.status).toBe(504);
     const line = quick.logLines.find((l) => l.includes('"level":"error"') && l.includes("slow-1"));
     expect(line).toBeDefined();
-    expect(line).not.toContain(backend.url);
-    expect(line).not.toContain(new URL(backend.url).port);
+    expect(line).not.toContain(fixture.backend.url);
+    expect(line).not.toContain(new URL(fixture.backend.url).port);
   });
 });

@@ -1,26 +1,9 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startBackend, type TestBackend } from "./helpers/backend";
-import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { describe, expect, test } from "bun:test";
+import { useGateways } from "./helpers/fixture";
+import { freePort, signUp } from "./helpers/gateway";
 
-let backend: TestBackend;
-const cleanups: (() => Promise<void> | void)[] = [];
-beforeAll(() => {
-  backend = startBackend();
-  cleanups.push(() => backend.stop());
-});
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function gatewayWith(env: Record<string, string>): Promise<RunningGateway> {
-  const dir = tempDir();
-  const gw = await startGateway({ BACKEND_API_URL: backend.url, ...env }, dir.path);
-  cleanups.push(async () => {
-    await gw.stop();
-    dir.remove();
-  });
-  return gw;
-}
+const fixture = useGateways();
+const { gatewayWith } = fixture;
 
 /** The value of one Prometheus sample, e.g. `authgate_x_total{a="b"}`; undefined when absent. */
 function sample(text: string, series: string): number | undefined {
@@ -47,10 +30,10 @@ describe("readiness", () => {
 describe("metrics", () => {
   test("without METRICS_TOKEN or METRICS_PORT, /metrics does not exist (and is not proxied)", async () => {
     const gw = await gatewayWith({});
-    const before = backend.received.length;
+    const before = fixture.backend.received.length;
     const response = await fetch(gw.url + "/metrics", { headers: { authorization: "Bearer anything" } });
     expect(response.status).toBe(404);
-    expect(backend.received.length).toBe(before);
+    expect(fixture.backend.received.length).toBe(before);
   });
 
   test("METRICS_TOKEN bearers get Prometheus text with requests, cache, upstream errors and sockets", async () => {

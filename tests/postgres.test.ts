@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { scratchPostgres } from "./helpers/fixture";
 import { signUp } from "./helpers/gateway";
 import { spawnGateway, type GatewayProcess } from "./helpers/process";
 
@@ -13,21 +14,16 @@ if (!ADMIN_URL) console.warn("TEST_POSTGRES_URL is not set: skipping the Postgre
 const PUBLIC_ORIGIN = "http://authgate.test";
 
 describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
-  const database = `authgate_test_${crypto.randomUUID().replaceAll("-", "")}`;
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let databaseUrl: string;
-  let admin: pg.Client;
   let db: Kysely<any>;
   let backend: TestBackend;
   let a: GatewayProcess;
   let b: GatewayProcess;
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${database}`);
-    const url = new URL(ADMIN_URL!);
-    url.pathname = `/${database}`;
-    databaseUrl = url.href;
+    scratch = await scratchPostgres(ADMIN_URL!, "authgate_test");
+    databaseUrl = scratch.url;
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
     pool.on("error", () => {}); // an idle client told the database is going away at the end
     db = new Kysely({ dialect: new PostgresDialect({ pool }) });
@@ -41,8 +37,7 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await backend?.stop();
     await db?.destroy();
-    await admin?.query(`drop database if exists ${database} with (force)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   test("starting together on an empty database: no errors, one schema, one signing key", async () => {
@@ -95,20 +90,15 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
 });
 
 describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
-  const database = `authgate_rotation_${crypto.randomUUID().replaceAll("-", "")}`;
-  let admin: pg.Client;
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let db: Kysely<any>;
   let backend: TestBackend;
   let a: GatewayProcess;
   let b: GatewayProcess;
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${database}`);
-    const url = new URL(ADMIN_URL!);
-    url.pathname = `/${database}`;
-    const pool = new pg.Pool({ connectionString: url.href, max: 2 });
+    scratch = await scratchPostgres(ADMIN_URL!, "authgate_rotation");
+    const pool = new pg.Pool({ connectionString: scratch.url, max: 2 });
     pool.on("error", () => {});
     db = new Kysely({ dialect: new PostgresDialect({ pool }) });
     backend = startBackend();
@@ -116,7 +106,7 @@ describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
     // published, and this backend refetches the JWKS at most every second (jose's default is
     // 30 s against the default 60 s delay).
     const env = {
-      DATABASE_URL: url.href,
+      DATABASE_URL: scratch.url,
       BACKEND_API_URL: backend.url,
       BETTER_AUTH_URL: PUBLIC_ORIGIN,
       JWKS_ROTATION_DAYS: "0.00003",
@@ -130,8 +120,7 @@ describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await backend?.stop();
     await db?.destroy();
-    await admin?.query(`drop database if exists ${database} with (force)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   /** The `kid` a proxied request through `instance` was signed with (verified by the backend). */

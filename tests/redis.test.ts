@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
-import pg from "pg";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { scratchPostgres } from "./helpers/fixture";
 import { freePort, signUp } from "./helpers/gateway";
 import { spawnGateway, type GatewayProcess } from "./helpers/process";
 
@@ -36,10 +36,9 @@ function startRedis(port: number) {
 }
 
 describe.skipIf(!POSTGRES_URL || !REDIS_SERVER)("Redis secondary storage, two instances", () => {
-  const database = `authgate_redis_${crypto.randomUUID().replaceAll("-", "")}`;
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   const redisPort = freePort();
   let redis: ReturnType<typeof startRedis>;
-  let admin: pg.Client;
   let backend: TestBackend;
   let a: GatewayProcess;
   let b: GatewayProcess;
@@ -48,14 +47,10 @@ describe.skipIf(!POSTGRES_URL || !REDIS_SERVER)("Redis secondary storage, two in
   beforeAll(async () => {
     redis = startRedis(redisPort);
     await redis.ready;
-    admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`create database ${database}`);
-    const url = new URL(POSTGRES_URL!);
-    url.pathname = `/${database}`;
+    scratch = await scratchPostgres(POSTGRES_URL!, "authgate_redis");
     backend = startBackend();
     env = {
-      DATABASE_URL: url.href,
+      DATABASE_URL: scratch.url,
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       BACKEND_API_URL: backend.url,
       BETTER_AUTH_URL: PUBLIC_ORIGIN,
@@ -70,8 +65,7 @@ describe.skipIf(!POSTGRES_URL || !REDIS_SERVER)("Redis secondary storage, two in
     await Promise.all([a?.stop(), b?.stop()]);
     redis?.proc.kill();
     await backend?.stop();
-    await admin?.query(`drop database if exists ${database} with (force)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   test("sessions live in Redis; signed up through A, used through B, signed out through A", async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import pg from "pg";
 import { startNginx } from "../bench/nginx";
 import type { Service } from "../bench/lib";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { scratchPostgres } from "./helpers/fixture";
 import { signUp } from "./helpers/gateway";
 import { spawnGateway, type GatewayProcess } from "./helpers/process";
 
@@ -13,8 +13,7 @@ if (!POSTGRES_URL || !NGINX) console.warn("TEST_POSTGRES_URL or nginx is missing
 const PUBLIC_ORIGIN = "http://authgate.test";
 
 describe.skipIf(!POSTGRES_URL || !NGINX)("nginx round-robin over two instances", () => {
-  const database = `authgate_scale_${crypto.randomUUID().replaceAll("-", "")}`;
-  let admin: pg.Client;
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let backend: TestBackend;
   let env: Record<string, string>;
   let a: GatewayProcess;
@@ -22,13 +21,9 @@ describe.skipIf(!POSTGRES_URL || !NGINX)("nginx round-robin over two instances",
   let nginx: Service;
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`create database ${database}`);
-    const url = new URL(POSTGRES_URL!);
-    url.pathname = `/${database}`;
+    scratch = await scratchPostgres(POSTGRES_URL!, "authgate_scale");
     backend = startBackend();
-    env = { DATABASE_URL: url.href, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN };
+    env = { DATABASE_URL: scratch.url, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN };
     [a, b] = await Promise.all([spawnGateway(undefined, { env }), spawnGateway(undefined, { env })]);
     nginx = (await startNginx([a.url, b.url]))!;
   }, 30_000);
@@ -37,8 +32,7 @@ describe.skipIf(!POSTGRES_URL || !NGINX)("nginx round-robin over two instances",
     await nginx?.stop();
     await Promise.all([a?.stop(), b?.stop()]);
     await backend?.stop();
-    await admin?.query(`drop database if exists ${database} with (force)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   test("10 000 authenticated requests from 50 connections, no error, while one instance restarts gracefully", async () => {

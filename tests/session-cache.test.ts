@@ -1,31 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { makeSignature } from "better-auth/crypto";
 import { decodeJwt } from "jose";
-import { startBackend, type TestBackend } from "./helpers/backend";
-import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { useGateways } from "./helpers/fixture";
+import { signUp, type RunningGateway } from "./helpers/gateway";
 
 const SECRET = "test-secret-test-secret-test-secret-0123"; // the helpers' BETTER_AUTH_SECRET
 
-let backend: TestBackend;
-const cleanups: (() => Promise<void> | void)[] = [];
-beforeAll(() => {
-  backend = startBackend();
-  cleanups.push(() => backend.stop());
-});
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function gatewayWith(env: Record<string, string>): Promise<RunningGateway> {
-  const dir = tempDir();
-  const gw = await startGateway({ BACKEND_API_URL: backend.url, ...env }, dir.path);
-  backend.trustGateway(gw.url, gw.url);
-  cleanups.push(async () => {
-    await gw.stop();
-    dir.remove();
-  });
-  return gw;
-}
+const fixture = useGateways();
+const { gatewayWith } = fixture;
 
 /** A proxied GET; returns its status and the JWT the backend received (if it was reached). */
 async function call(gw: RunningGateway, cookie: string) {
@@ -33,7 +15,7 @@ async function call(gw: RunningGateway, cookie: string) {
   const target = `/api/cached?call=${crypto.randomUUID()}`;
   const response = await fetch(gw.url + target, { headers: { cookie } });
   await response.arrayBuffer();
-  const seen = backend.received.find((r) => r.target === target);
+  const seen = fixture.backend.received.find((r) => r.target === target);
   return { status: response.status, token: seen?.headers.get("authorization")?.slice(7), claims: seen?.claims };
 }
 
