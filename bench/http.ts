@@ -3,17 +3,12 @@
  * alternate within every round, several rounds, medians with min–max.
  * Usage: bun bench/http.ts [--rounds N] [--seconds N]
  */
-import { median, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
+import { median, numberFlag, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at === -1 ? fallback : Number(args[at + 1]);
-};
-const ROUNDS = flag("rounds", 3);
-const SECONDS = flag("seconds", 5);
+const ROUNDS = numberFlag("rounds", 3);
+const SECONDS = numberFlag("seconds", 5);
 
 if (!Bun.which("wrk")) {
   console.error("bench/http.ts needs wrk: apt-get install wrk (and nginx-light for the reference row)");

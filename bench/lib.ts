@@ -125,3 +125,10 @@ export function printTable(headers: string[], rows: (string | number)[][]) {
   console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
   for (const r of cells.slice(1)) console.log(line(r));
 }
+
+/** `--name N` from the command line, or `fallback`. */
+export function numberFlag(name: string, fallback: number): number {
+  const args = process.argv.slice(2);
+  const at = args.indexOf(`--${name}`);
+  return at === -1 ? fallback : Number(args[at + 1]);
+}

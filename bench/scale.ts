@@ -6,17 +6,12 @@
  * Usage: bun bench/scale.ts [--rounds N] [--seconds N]
  */
 import pg from "pg";
-import { median, printTable, signUpCookie, startGateway, startPortPrinter, type Service } from "./lib";
+import { type Service, median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at === -1 ? fallback : Number(args[at + 1]);
-};
-const ROUNDS = flag("rounds", 3);
-const SECONDS = flag("seconds", 5);
+const ROUNDS = numberFlag("rounds", 3);
+const SECONDS = numberFlag("seconds", 5);
 const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 const admin = new pg.Client({ connectionString: ADMIN_URL });

@@ -5,15 +5,10 @@
  * Usage: bun bench/streams.ts [--bytes N] [--rounds N]
  */
 import { patternSha256, patternStream } from "./pattern";
-import { median, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
+import { median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at === -1 ? fallback : Number(args[at + 1]);
-};
-const BYTES = flag("bytes", 1024 ** 3);
-const ROUNDS = flag("rounds", 3);
+const BYTES = numberFlag("bytes", 1024 ** 3);
+const ROUNDS = numberFlag("rounds", 3);
 
 const backend = await startPortPrinter("bench/backend.ts");
 const bare = await startPortPrinter("bench/bare-proxy.ts", { BACKEND: backend.url });

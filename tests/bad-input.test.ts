@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { sha256, startBackend, type TestBackend } from "./helpers/backend";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { Feed } from "./helpers/feed";
 
 /**
  * Hostile and broken input. Every case asserts the answer and that the gateway goes on
@@ -435,26 +436,6 @@ describe("the Host header", () => {
 
 // ---------------------------------------------------------------------------------------
 
-/** A list that can be awaited: `next(match)` resolves with the first item (already there or to come) that matches. */
-class Feed<T> {
-  readonly items: T[] = [];
-  private waiters: { match: (item: T) => boolean; resolve: (item: T) => void }[] = [];
-
-  push(item: T): void {
-    this.items.push(item);
-    this.waiters = this.waiters.filter((waiter) => {
-      if (!waiter.match(item)) return true;
-      waiter.resolve(item);
-      return false;
-    });
-  }
-
-  next(match: (item: T) => boolean = () => true): Promise<T> {
-    const found = this.items.find(match);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
 
 interface UploadProgress {
   target: string;

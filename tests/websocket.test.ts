@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { Server, ServerWebSocket } from "bun";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { Feed } from "./helpers/feed";
 
 /**
  * WebSockets through the gateway against a real WebSocket backend that verifies the
@@ -10,26 +11,6 @@ import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./
  * Every wait is on an event (open, message, close, a backend-side record), never a sleep.
  */
 
-/** A list that can be awaited: `next(match)` resolves with the first item (already there or to come) that matches. */
-class Feed<T> {
-  readonly items: T[] = [];
-  private waiters: { match: (item: T) => boolean; resolve: (item: T) => void }[] = [];
-
-  push(item: T): void {
-    this.items.push(item);
-    this.waiters = this.waiters.filter((waiter) => {
-      if (!waiter.match(item)) return true;
-      waiter.resolve(item);
-      return false;
-    });
-  }
-
-  next(match: (item: T) => boolean = () => true): Promise<T> {
-    const found = this.items.find(match);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
 
 interface BackendUpgrade {
   requestId: string | null;
