@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Kysely, PostgresDialect, sql } from "kysely";
-import pg from "pg";
+import { sql } from "kysely";
+import { openDatabase, type GatewayDatabase } from "../src/db";
 import { startBackend, type TestBackend } from "./helpers/backend";
 import { scratchPostgres } from "./helpers/fixture";
 import { signUp } from "./helpers/gateway";
@@ -16,7 +16,7 @@ const PUBLIC_ORIGIN = "http://authgate.test";
 describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
   let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let databaseUrl: string;
-  let db: Kysely<any>;
+  let db: GatewayDatabase;
   let backend: TestBackend;
   let a: GatewayProcess;
   let b: GatewayProcess;
@@ -24,9 +24,7 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
   beforeAll(async () => {
     scratch = await scratchPostgres(ADMIN_URL!, "authgate_test");
     databaseUrl = scratch.url;
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-    pool.on("error", () => {}); // an idle client told the database is going away at the end
-    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    db = openDatabase(databaseUrl, { poolSize: 2 });
     backend = startBackend();
     const env = { DATABASE_URL: databaseUrl, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN, SESSION_CACHE_SECONDS: "1" };
     // Both start at the same moment on an empty database.
@@ -36,15 +34,15 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await backend?.stop();
-    await db?.destroy();
+    await db?.close();
     await scratch?.drop();
   });
 
   test("starting together on an empty database: no errors, one schema, one signing key", async () => {
     for (const instance of [a, b]) expect(instance.log()).not.toContain('"level":"error"');
-    const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public' order by tablename`.execute(db);
+    const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public' order by tablename`.execute(db.kysely);
     expect(tables.rows.map((r) => r.tablename)).toEqual(["account", "jwks", "session", "user", "verification"]);
-    const keys = await db.selectFrom("jwks").select("id").execute();
+    const keys = await db.kysely.selectFrom("jwks").select("id").execute();
     expect(keys).toHaveLength(1);
     // Both publish the same JWKS.
     const [jwksA, jwksB] = await Promise.all([a, b].map(async (i) => (await fetch(i.url + "/api/auth/jwks")).json()));
@@ -85,22 +83,20 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
     const before = backend.received.length;
     expect((await fetch(b.url + "/api/again", { headers: { cookie } })).status).toBe(200);
     expect(backend.received[before]!.claims?.sub).toBe(user.id);
-    expect(await db.selectFrom("jwks").select("id").execute()).toHaveLength(1);
+    expect(await db.kysely.selectFrom("jwks").select("id").execute()).toHaveLength(1);
   });
 });
 
 describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
   let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
-  let db: Kysely<any>;
+  let db: GatewayDatabase;
   let backend: TestBackend;
   let a: GatewayProcess;
   let b: GatewayProcess;
 
   beforeAll(async () => {
     scratch = await scratchPostgres(ADMIN_URL!, "authgate_rotation");
-    const pool = new pg.Pool({ connectionString: scratch.url, max: 2 });
-    pool.on("error", () => {});
-    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    db = openDatabase(scratch.url, { poolSize: 2 });
     backend = startBackend();
     // 0.00003 days ≈ 2.6 s: a rotation within the test; the new key signs 2 s after it is
     // published, and this backend refetches the JWKS at most every second (jose's default is
@@ -119,7 +115,7 @@ describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await backend?.stop();
-    await db?.destroy();
+    await db?.close();
     await scratch?.drop();
   });
 
@@ -137,14 +133,14 @@ describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
     const oldKid = await kidThrough(a, first.cookie);
     expect(await kidThrough(b, first.cookie)).toBe(oldKid);
 
-    const [{ expiresAt }] = await db.selectFrom("jwks").select("expiresAt").execute();
+    const [{ expiresAt }] = await db.kysely.selectFrom("jwks").select("expiresAt").execute();
     await Bun.sleep(Math.max(0, new Date(expiresAt).getTime() - Date.now()) + 200); // rotation is a matter of time
 
     // Expired: the next token makes one instance mint the next key, which is published at once
     // but not yet used to sign.
     const second = await signUp(b.url); // a new session, so its JWT is minted now
     expect(await kidThrough(a, second.cookie)).toBe(oldKid);
-    const rows = await db.selectFrom("jwks").select(["id", "createdAt"]).orderBy("createdAt", "desc").execute();
+    const rows = await db.kysely.selectFrom("jwks").select(["id", "createdAt"]).orderBy("createdAt", "desc").execute();
     expect(rows).toHaveLength(2); // no instance minted its own
     const newKid = rows[0]!.id as string;
     const published = ((await (await fetch(b.url + "/api/auth/jwks")).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
@@ -155,7 +151,7 @@ describe.skipIf(!ADMIN_URL)("signing-key rotation across instances", () => {
     const [kidA, kidB] = await Promise.all([kidThrough(a, third.cookie), kidThrough(b, third.cookie)]);
     expect(kidA).toBe(newKid);
     expect(kidB).toBe(newKid);
-    expect(await db.selectFrom("jwks").select("id").execute()).toHaveLength(2);
+    expect(await db.kysely.selectFrom("jwks").select("id").execute()).toHaveLength(2);
     // A token signed with the old key before the rotation still verifies.
     expect(await kidThrough(a, first.cookie)).toBe(oldKid);
   }, 20_000);

@@ -11,8 +11,6 @@ export interface GatewayDatabase {
   readonly type: "sqlite" | "postgres";
   /** Where the development secret is kept: beside the SQLite file, or ./data for PostgreSQL. */
   readonly dataDir: string;
-  /** Queries run so far: the proof that a cached request costs none. */
-  readonly queryCount: number;
   /**
    * Runs `work` while holding the database-wide start-up lock, so that instances starting at
    * the same moment migrate and provision the signing key one after the other.
@@ -22,6 +20,7 @@ export interface GatewayDatabase {
 }
 
 export interface DatabaseOptions {
+  /** Called once per query (the auth worker counts them: a cached request must run none). */
   onQuery?: () => void;
   /** Connections in the PostgreSQL pool. @default 10 */
   poolSize?: number;
@@ -36,18 +35,6 @@ export function openDatabase(databaseUrl: string, options: DatabaseOptions = {})
   return isPostgresUrl(databaseUrl) ? openPostgres(databaseUrl, options) : openSqlite(databaseUrl, options);
 }
 
-function counting(onQuery?: () => void) {
-  let count = 0;
-  return {
-    log: () => {
-      count++;
-      onQuery?.();
-    },
-    get count() {
-      return count;
-    },
-  };
-}
 
 /**
  * Opens the SQLite file (creating its directory) with the pragmas a server needs.
@@ -70,19 +57,15 @@ function openSqlite(databaseUrl: string, { onQuery }: DatabaseOptions): GatewayD
     prepare: (sql: string) => sqlite.query(sql),
     close: () => sqlite.close(),
   };
-  const queries = counting(onQuery);
   const kysely = new Kysely<any>({
     dialect: new BunSqliteDialect({ database: cachedStatements as unknown as Database }),
-    log: queries.log,
+    log: onQuery && (() => onQuery()),
   });
 
   return {
     kysely,
     type: "sqlite",
     dataDir: dirname(path),
-    get queryCount() {
-      return queries.count;
-    },
     // One file, one process writing at a time (busy_timeout): nothing more is needed.
     withStartupLock: (work) => work(),
     close: () => kysely.destroy(),
@@ -98,16 +81,12 @@ function openPostgres(databaseUrl: string, { onQuery, poolSize = 10 }: DatabaseO
   // An idle client's error (the server restarted) must not crash the process; the pool
   // replaces the client, and queries report their own errors.
   pool.on("error", () => {});
-  const queries = counting(onQuery);
-  const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: queries.log });
+  const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: onQuery && (() => onQuery()) });
 
   return {
     kysely,
     type: "postgres",
     dataDir: resolve("data"),
-    get queryCount() {
-      return queries.count;
-    },
     async withStartupLock(work) {
       return kysely.connection().execute(async (connection) => {
         await sql`select pg_advisory_lock(${STARTUP_LOCK_KEY})`.execute(connection);
