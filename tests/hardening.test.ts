@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { useGateways } from "./helpers/fixture";
+import { sha256 } from "./helpers/backend";
 import { signUp, type RunningGateway } from "./helpers/gateway";
+import { releaseChunk } from "../src/proxy/body";
 
 const TRUSTED_APP = "https://app.example.test";
 
@@ -211,6 +213,60 @@ describe("request body limits", () => {
     const response = await fetch(unlimited.url + "/api/upload", { method: "PUT", headers: { cookie }, body: new Uint8Array(size) });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { bodyBytes: number }).bodyBytes).toBe(size);
+  });
+});
+
+describe("upload chunks are released once fetch has them", () => {
+  test.each([
+    ["a chunk that is its whole buffer", () => new Uint8Array(64), true],
+    ["a view into a larger buffer", () => new Uint8Array(new ArrayBuffer(128), 0, 64), false],
+    ["a view at an offset", () => new Uint8Array(128).subarray(64), false],
+  ] as const)("%s: released %p", (_, make, released) => {
+    const chunk = make();
+    const buffer = chunk.buffer as ArrayBuffer;
+    const before = buffer.byteLength;
+    releaseChunk(chunk);
+    expect(buffer.detached).toBe(released);
+    expect(buffer.byteLength).toBe(released ? 0 : before);
+  });
+
+  test("an upload to a backend that reads slowly, with stalls, arrives byte-identical", async () => {
+    // A backend of its own that stops reading every 2 MB, so the sockets fill up and fetch
+    // holds bytes in its send buffer while the gateway is asked for (and releases) chunks.
+    const slow = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(request) {
+        const hasher = new Bun.CryptoHasher("sha256");
+        let bytes = 0;
+        let nextStall = 2 * 1024 * 1024;
+        for await (const chunk of request.body!) {
+          hasher.update(chunk);
+          bytes += chunk.byteLength;
+          if (bytes >= nextStall) {
+            nextStall += 2 * 1024 * 1024;
+            await Bun.sleep(20); // a slow consumer, not a wait for an event
+          }
+        }
+        return Response.json({ bytes, sha256: hasher.digest("hex") });
+      },
+    });
+    fixture.defer(() => slow.stop(true));
+    const gw = await gatewayWith({ BACKEND_API_URL: slow.url.href.replace(/\/$/, "") });
+    const { cookie } = await signUp(gw.url);
+    const payload = new Uint8Array(24 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+    let offset = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= payload.length) return controller.close();
+        controller.enqueue(payload.slice(offset, offset + 1_000_003)); // odd sizes, so chunk edges move
+        offset += 1_000_003;
+      },
+    });
+    const response = await fetch(gw.url + "/api/upload", { method: "POST", headers: { cookie }, body });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ bytes: payload.length, sha256: sha256(payload) });
   });
 });
 
