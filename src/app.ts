@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import type { Server } from "bun";
+import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
 import { AUTH_BASE_PATH } from "./auth/paths";
 import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
@@ -13,7 +13,7 @@ import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type Request
 import { isCrossSiteRefused } from "./proxy/csrf";
 import { forward } from "./proxy/forward";
 import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
-import { pathProblem } from "./proxy/path";
+import { pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
 import { backendBase, rawPathAndQuery } from "./proxy/target";
 import { createWebSocketRelay, type RelayData } from "./proxy/ws";
 import { createMinter } from "./token/mint";
@@ -34,8 +34,12 @@ export interface Gateway {
   /** Better Auth and the database, on their own thread. */
   readonly auth: AuthWorker;
   readonly identities: IdentityResolver;
-  /** Bun.serve's fetch: request context, path rule, WebSocket upgrades, then the app. */
-  fetch(request: Request, server: Server<RelayData>): Promise<Response | undefined>;
+  /**
+   * Bun.serve's fetch: request context, path rules, WebSocket upgrades, then the app.
+   * `raw` is what listen()'s routes saw of the target as received; without it (a caller of
+   * its own), only the rules on `request.url` apply.
+   */
+  fetch(request: Request, server: Server<RelayData>, raw?: RawTarget): Promise<Response | undefined>;
   readonly metrics: Metrics;
   /** Starts listening on PORT (and METRICS_PORT when set). */
   listen(): Server<RelayData>;
@@ -145,9 +149,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     },
   });
 
-  async function handle(request: Request, bunServer: Server<RelayData>): Promise<Response | undefined> {
+  async function handle(request: Request, bunServer: Server<RelayData>, raw?: RawTarget): Promise<Response | undefined> {
     try {
-      return await route(request, bunServer);
+      return await route(request, bunServer, raw);
     } catch (error) {
       logger.error("Unhandled error", { requestId: contexts.get(request)?.requestId, ...describeError(error) });
       metrics.requestAnswered(routeClass(new URL(request.url).pathname), request.method, 500, 0);
@@ -155,7 +159,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     }
   }
 
-  async function route(request: Request, bunServer: Server<RelayData>): Promise<Response | undefined> {
+  async function route(request: Request, bunServer: Server<RelayData>, raw: RawTarget | undefined): Promise<Response | undefined> {
     const target = rawPathAndQuery(request.url);
     const queryAt = target.indexOf("?");
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
@@ -173,7 +177,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       if (context.clientIp) request.headers.set(CLIENT_IP_HEADER, context.clientIp);
     }
 
-    let response = path.startsWith("/api/") ? refuseBeforeRouting(request, path, config) : undefined;
+    const rawProblem = raw && rawTargetProblem(raw, path);
+    if (rawProblem) logger.info("path refused", { requestId: context.requestId, reason: rawProblem });
+    let response = rawProblem
+      ? jsonError(400, "Bad request path")
+      : path.startsWith("/api/")
+        ? refuseBeforeRouting(request, path, config)
+        : undefined;
     const proxied = path.startsWith("/api/") && !path.startsWith(`${AUTH_BASE_PATH}/`);
     if (!response && proxied && crossSiteRefused(request, context)) {
       response = jsonError(403, "Cross-origin request refused");
@@ -241,7 +251,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         // (128 MB by default) would cut legitimate uploads.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         idleTimeout: options.idleTimeoutSeconds ?? 10,
-        fetch: handle,
+        // Routes see the target as sent, before Bun resolves its dot segments (rawApiRoutes).
+        routes: Object.fromEntries(
+          rawApiRoutes().map(({ pattern, kind }) => [
+            pattern,
+            (request: BunRequest, bunServer: Server<RelayData>) =>
+              handle(request, bunServer, kind === "api" ? { kind, segments: request.params } : { kind }),
+          ]),
+        ),
+        fetch: (request, bunServer) => handle(request, bunServer, { kind: "elsewhere" }),
         websocket: relay.websocket,
       });
       if (config.metricsPort !== undefined) {

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { sha256, startBackend, type TestBackend } from "./helpers/backend";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { Feed } from "./helpers/feed";
+import { MAX_API_PATH_SEGMENTS } from "../src/proxy/path";
 
 /**
  * Hostile and broken input. Every case asserts the answer and that the gateway goes on
@@ -289,8 +290,22 @@ describe("paths the gateway refuses (raw, as sent)", () => {
     // An encoded separator hides the dot segment from URL resolution: the gateway's rule refuses it.
     ["/api/x/..%2Fauth/sign-in/email", "POST", 400, "Bad request path"],
     ["/api/%2e%2e%5cadmin", "GET", 400, "Bad request path"],
-    // `.%2e` is a dot segment to Bun's URL parser: `/api/.%2e/x` arrives as `/x`, not under /api/.
-    ["/api/.%2e/x", "GET", 404, "Not found"],
+    // Dot segments Bun's URL parser would resolve before request.url: caught on the target as sent.
+    ["/api/.%2e/x", "GET", 400, "Bad request path"],
+    ["/api/../admin", "GET", 400, "Bad request path"],
+    ["/api/%2E%2e/healthz", "GET", 400, "Bad request path"],
+    ["/api/./items", "GET", 400, "Bad request path"],
+    ["/api/items/.", "GET", 400, "Bad request path"],
+    ["/api/a\\..\\items", "GET", 400, "Bad request path"],
+    ["/api/a#/../items", "GET", 400, "Bad request path"],
+    // Would otherwise become a Better Auth route, or a path under /api/ from one outside it.
+    ["/api/x/../auth/sign-in/email", "POST", 400, "Bad request path"],
+    ["/x/../api/items", "GET", 400, "Bad request path"],
+    ["/healthz/%2e%2e/api/items", "GET", 400, "Bad request path"],
+    // Segments the raw check cannot see one by one are refused as well.
+    ["/api//items", "GET", 400, "Bad request path"],
+    ["/api/items//", "GET", 400, "Bad request path"],
+    ["/api" + "/s".repeat(MAX_API_PATH_SEGMENTS + 1), "GET", 400, "Bad request path"],
   ] as const)("%s (%s) → %d, never reaching the backend", async (target, method, status, error) => {
     const seen = await backendRequestsDuring(async () => {
       const body = method === "POST" ? '{"email":"a@b.c","password":"x"}' : "";
@@ -300,6 +315,21 @@ describe("paths the gateway refuses (raw, as sent)", () => {
     });
     expect(seen).toHaveLength(0);
     await expectStillServing();
+  });
+});
+
+describe("paths the raw check lets through", () => {
+  test.each([
+    ["/api/items/", "a trailing slash"],
+    ["/api" + "/s".repeat(MAX_API_PATH_SEGMENTS), "the deepest path checked"],
+    ["/api/files/a%2Fb/..x/.hidden/x..", "dots that are not dot segments"],
+    ["/api/items?next=../../x&dot=.", "dot segments in the query"],
+  ])("%s (%s) reaches the backend unchanged", async (target) => {
+    const seen = await backendRequestsDuring(async () => {
+      const response = await rawHttp(head("GET", target));
+      expect(response.status).toBe(200);
+    });
+    expect(seen.map((r) => r.target)).toEqual([target]);
   });
 });
 

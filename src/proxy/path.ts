@@ -1,10 +1,10 @@
 /**
- * The path rule for /api/*, checked before any auth or forwarding.
+ * The path rule for /api/*, checked before any auth or forwarding, on `request.url`'s path.
  *
  * Bun resolves literal and percent-encoded dot segments (`..`, `.%2E`) and turns `\` into `/`
- * (WHATWG URL rules) before the gateway sees `request.url`, so `/api/../x` arrives as `/x`
- * and is never proxied. What can still arrive is a dot segment hidden behind an encoded
- * separator: `/api/..%2Fauth` or `/api/%2e%2e%5Cadmin`. A backend that decodes `%2F`/`%5C`
+ * (WHATWG URL rules) before the gateway sees `request.url`; those are caught on the target as
+ * received by the routes of rawApiRoutes below. What `request.url` can still carry is a dot
+ * segment hidden behind an encoded separator: `/api/..%2Fauth` or `/api/%2e%2e%5Cadmin`. A backend that decodes `%2F`/`%5C`
  * before resolving dots would see a path outside the one the gateway routed on, so every
  * path whose segments — split at `/`, `\`, `%2F` and `%5C` — include `.` or `..` (in any
  * mix of literal and `%2E`) is refused. A lone `%2F` inside a segment (`/api/files/a%2Fb`)
@@ -22,4 +22,63 @@ export function pathProblem(rawPath: string): string | undefined {
     if (decoded === "." || decoded === "..") return "dot segment";
   }
   return undefined;
+}
+
+/**
+ * Deepest path under /api/ whose raw target the gateway can check segment by segment (see
+ * rawApiRoutes); a deeper path, like one with an empty segment, is refused.
+ */
+export const MAX_API_PATH_SEGMENTS = 32;
+
+/** How a request's target, as received, relates to /api/ (see rawApiRoutes). */
+export type RawTarget =
+  /** Under /api/, with these segments (percent-decoded by Bun) as received. */
+  | { kind: "api"; segments: Record<string, string> }
+  /** Under /api/ but with an empty segment or more than MAX_API_PATH_SEGMENTS. */
+  | { kind: "api-unchecked" }
+  /** Not under /api/ as received. */
+  | { kind: "elsewhere" };
+
+/**
+ * Route patterns whose matches tell what the client really sent.
+ *
+ * Bun 1.4 matches `Bun.serve({ routes })` against the request target as received, while
+ * `request.url` comes from its URL parser, which has already resolved `..`, `.`, their `%2E`
+ * spellings and `\`. So `/api/x/../auth/sign-in/email` would reach the gateway as the Better
+ * Auth route `/api/auth/sign-in/email`, and `/api/../admin` as `/admin`. One route per depth
+ * (`/api/:s0`, `/api/:s0/:s1`, …, each also with a trailing slash) hands the handler every
+ * segment as received, so any dot segment can be refused (rawTargetProblem). Bun's params do
+ * not match empty segments, and only MAX_API_PATH_SEGMENTS depths are listed: such paths fall
+ * to the `/api/*` pattern and are refused too. A target that was not under /api/ as sent
+ * reaches no pattern here, and must not be under /api/ once resolved.
+ */
+export function rawApiRoutes(): { pattern: string; kind: RawTarget["kind"] }[] {
+  const routes: { pattern: string; kind: RawTarget["kind"] }[] = [{ pattern: "/api/", kind: "api" }];
+  let pattern = "/api";
+  for (let depth = 0; depth < MAX_API_PATH_SEGMENTS; depth++) {
+    pattern += `/:s${depth}`;
+    routes.push({ pattern, kind: "api" }, { pattern: `${pattern}/`, kind: "api" });
+  }
+  routes.push({ pattern: "/api/*", kind: "api-unchecked" });
+  return routes;
+}
+
+/**
+ * Why a target, as received, is refused: a dot segment (`.`/`..` in any spelling, split at
+ * `/` and `\`, which Bun's params have already percent-decoded), an empty segment or too many
+ * of them, or a path that only resolved into /api/. `undefined`: nothing to refuse.
+ * `resolvedPath` is `request.url`'s path.
+ */
+export function rawTargetProblem(raw: RawTarget, resolvedPath: string): string | undefined {
+  switch (raw.kind) {
+    case "api":
+      for (const segment of Object.values(raw.segments)) {
+        for (const piece of segment.split(/[/\\]/)) if (piece === "." || piece === "..") return "dot segment";
+      }
+      return undefined;
+    case "api-unchecked":
+      return `empty segment, or more than ${MAX_API_PATH_SEGMENTS} segments`;
+    case "elsewhere":
+      return resolvedPath.startsWith("/api/") ? "dot segment" : undefined;
+  }
 }
