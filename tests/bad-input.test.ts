@@ -333,6 +333,19 @@ describe("paths the raw check lets through", () => {
   });
 });
 
+describe("characters a request target may not contain", () => {
+  // RFC 9112 forbids them raw; clients that follow the URL standard send them encoded. Bun's
+  // URL parser percent-encodes them before the gateway sees request.url, so the backend gets
+  // the encoded spelling (what a browser would have sent). The README states this.
+  test("arrive percent-encoded at the backend, in the path and in the query", async () => {
+    const seen = await backendRequestsDuring(async () => {
+      const response = await rawHttp(head("GET", "/api/a{b}^c?q=<'x'>"));
+      expect(response.status).toBe(200);
+    });
+    expect(seen.map((r) => r.target)).toEqual(["/api/a%7Bb%7D%5Ec?q=%3C%27x%27%3E"]);
+  });
+});
+
 describe("request ids", () => {
   test("X-Request-Id with spaces is replaced by a fresh id, the same one at the backend", async () => {
     const ids: (string | null)[] = [];
