@@ -300,6 +300,7 @@ describe("paths the gateway refuses (raw, as sent)", () => {
     ["/api/a#/../items", "GET", 400, "Bad request path"],
     // Would otherwise become a Better Auth route, or a path under /api/ from one outside it.
     ["/api/x/../auth/sign-in/email", "POST", 400, "Bad request path"],
+    ["/api/x/..;/admin", "GET", 400, "Bad request path"],
     ["/x/../api/items", "GET", 400, "Bad request path"],
     ["/healthz/%2e%2e/api/items", "GET", 400, "Bad request path"],
     // Segments the raw check cannot see one by one are refused as well.

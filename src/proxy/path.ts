@@ -4,11 +4,12 @@
  * Bun resolves literal and percent-encoded dot segments (`..`, `.%2E`) and turns `\` into `/`
  * (WHATWG URL rules) before the gateway sees `request.url`; those are caught on the target as
  * received by the routes of rawApiRoutes below. What `request.url` can still carry is a dot
- * segment hidden behind an encoded separator: `/api/..%2Fauth` or `/api/%2e%2e%5Cadmin`. A backend that decodes `%2F`/`%5C`
- * before resolving dots would see a path outside the one the gateway routed on, so every
- * path whose segments — split at `/`, `\`, `%2F` and `%5C` — include `.` or `..` (in any
- * mix of literal and `%2E`) is refused. A lone `%2F` inside a segment (`/api/files/a%2Fb`)
- * is an ordinary encoded character and passes unchanged.
+ * segment hidden behind an encoded separator: `/api/..%2Fauth` or `/api/%2e%2e%5Cadmin`. A
+ * backend that decodes `%2F`/`%5C` before resolving dots would see a path outside the one the
+ * gateway routed on, so every path whose segments — split at `/`, `\`, `%2F` and `%5C` —
+ * include `.` or `..` (in any mix of literal and `%2E`) is refused. So is `..;x`: Java servers
+ * (Tomcat, Jetty) drop a segment's `;parameters` before resolving dots. A lone `%2F` inside a
+ * segment (`/api/files/a%2Fb`) is an ordinary encoded character and passes unchanged.
  *
  * Also refused: invalid percent-encoding (`%zz`, `%4`), which backends decode
  * inconsistently, and an encoded NUL (`%00`). The query string is the backend's business
@@ -18,10 +19,15 @@ export function pathProblem(rawPath: string): string | undefined {
   if (/%(?![0-9a-fA-F]{2})/.test(rawPath)) return "invalid percent-encoding";
   if (/%00/.test(rawPath)) return "encoded NUL";
   for (const segment of rawPath.split(/\/|\\|%2f|%5c/i)) {
-    const decoded = segment.replace(/%2e/gi, ".");
-    if (decoded === "." || decoded === "..") return "dot segment";
+    if (isDotSegment(segment.replace(/%2e/gi, "."))) return "dot segment";
   }
   return undefined;
+}
+
+/** `.` or `..`, also with `;parameters` after it (`..;x`), once `%2E` is decoded. */
+function isDotSegment(decoded: string): boolean {
+  const name = decoded.split(";", 1)[0];
+  return name === "." || name === "..";
 }
 
 /**
@@ -64,16 +70,17 @@ export function rawApiRoutes(): { pattern: string; kind: RawTarget["kind"] }[] {
 }
 
 /**
- * Why a target, as received, is refused: a dot segment (`.`/`..` in any spelling, split at
- * `/` and `\`, which Bun's params have already percent-decoded), an empty segment or too many
- * of them, or a path that only resolved into /api/. `undefined`: nothing to refuse.
+ * Why a target, as received, is refused: a dot segment (`.`/`..` in any spelling, `..;x`
+ * included, split at `/` and `\`, which Bun's params have already percent-decoded), an empty
+ * segment or too many of them, or a path that only resolved into /api/. `undefined`: nothing
+ * to refuse.
  * `resolvedPath` is `request.url`'s path.
  */
 export function rawTargetProblem(raw: RawTarget, resolvedPath: string): string | undefined {
   switch (raw.kind) {
     case "api":
       for (const segment of Object.values(raw.segments)) {
-        for (const piece of segment.split(/[/\\]/)) if (piece === "." || piece === "..") return "dot segment";
+        for (const piece of segment.split(/[/\\]/)) if (isDotSegment(piece)) return "dot segment";
       }
       return undefined;
     case "api-unchecked":
