@@ -14,6 +14,7 @@ import { isCrossSiteRefused } from "./proxy/csrf";
 import { forward } from "./proxy/forward";
 import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
 import { pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
+import { checkProtocol } from "./proxy/protocol";
 import { backendBase, rawPathAndQuery } from "./proxy/target";
 import { createWebSocketRelay, type RelayData } from "./proxy/ws";
 import { createMinter } from "./token/mint";
@@ -94,6 +95,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const trustProxy = compileTrustedProxies(config.trustedProxies);
   const contexts = new WeakMap<Request, RequestContext>();
+  // A request rebuilt at the gateway's own origin (checkProtocol) → the one Bun handed over.
+  const serverRequests = new WeakMap<Request, Request>();
   const relay = createWebSocketRelay({
     logger,
     sessionCheckIntervalMs: options.sessionCheckIntervalMs ?? 30_000,
@@ -114,7 +117,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       allowedOrigins: new Set([...trustedOrigins, `${context.forwardedProto}://${context.forwardedHost}`]),
     });
   let server: Server<RelayData> | undefined;
-  const timeouts = connectionTimeouts(() => server, options.idleTimeoutSeconds ?? 10, config.proxyTimeoutMs);
+  const timeouts = connectionTimeouts(
+    () => server,
+    (request) => serverRequests.get(request) ?? request,
+    options.idleTimeoutSeconds ?? 10,
+    config.proxyTimeoutMs,
+  );
 
   const app = buildApp({
     config,
@@ -150,27 +158,73 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
 
   async function handle(request: Request, bunServer: Server<RelayData>, raw?: RawTarget): Promise<Response | undefined> {
+    metrics.requestStarted();
     try {
       return await route(request, bunServer, raw);
     } catch (error) {
-      logger.error("Unhandled error", { requestId: contexts.get(request)?.requestId, ...describeError(error) });
-      metrics.requestAnswered(routeClass(new URL(request.url).pathname), request.method, 500, 0);
-      return jsonError(500, "Internal error");
+      return lastResort(request, error, true);
     }
   }
 
-  async function route(request: Request, bunServer: Server<RelayData>, raw: RawTarget | undefined): Promise<Response | undefined> {
-    const target = rawPathAndQuery(request.url);
+  /**
+   * The answer when handling a request failed in a way nothing else caught (also Bun.serve's
+   * `error` handler): the generic JSON 500, never Bun's default page, which shows the source
+   * and the working directory. Nothing here may throw again, logging included.
+   */
+  function lastResort(request: Request, error: unknown, counted = false): Response {
+    try {
+      const context = contexts.get(request);
+      logger.error("Unhandled error", { requestId: context?.requestId, ...describeError(error) });
+      if (counted && !context?.outcome.answered) metrics.requestAnswered("other", request.method, 500, 0);
+    } catch {
+      // The logger or the metrics failed too: the client still gets its answer.
+    }
+    return jsonError(500, "Internal error");
+  }
+
+  async function route(serverRequest: Request, bunServer: Server<RelayData>, raw: RawTarget | undefined): Promise<Response | undefined> {
+    // Method and Host first: TRACE is never forwarded, and no later stage may read a Host
+    // that is missing, doubled or invalid, nor a request.url Bun could not make absolute.
+    const protocol = checkProtocol({
+      method: serverRequest.method,
+      url: serverRequest.url,
+      host: serverRequest.headers.get("host"),
+      ownHost: config.authUrl.host,
+    });
+    let request = serverRequest;
+    if (protocol.ok && protocol.url !== serverRequest.url) {
+      // HTTP/1.0 without Host: the same request at the gateway's own origin. Bun's server calls
+      // (timeouts, the client's address) keep working on the request Bun handed over.
+      const headers = new Headers(serverRequest.headers);
+      headers.set("host", config.authUrl.host);
+      request = new Request(protocol.url, {
+        method: serverRequest.method,
+        headers,
+        body: serverRequest.body,
+        duplex: "half",
+        signal: serverRequest.signal,
+      } as RequestInit);
+      serverRequests.set(request, serverRequest);
+    }
+    const target = rawPathAndQuery(protocol.ok ? protocol.url : serverRequest.url);
     const queryAt = target.indexOf("?");
     const path = queryAt === -1 ? target : target.slice(0, queryAt);
-    metrics.requestStarted();
     const context = establishContext({
       headers: request.headers,
-      peerIp: bunServer.requestIP(request)?.address,
+      peerIp: bunServer.requestIP(serverRequest)?.address,
       ownProto: request.url.startsWith("https:") ? "https" : "http",
       trustProxy,
     });
     contexts.set(request, context);
+    if (serverRequest !== request) contexts.set(serverRequest, context);
+    if (!protocol.ok) {
+      logger.info("request refused", { requestId: context.requestId, reason: protocol.reason });
+      const response = jsonError(protocol.status, protocol.error);
+      for (const [name, value] of Object.entries(protocol.headers)) response.headers.set(name, value);
+      response.headers.set("x-request-id", context.requestId);
+      answered(request, path, response.status, context);
+      return response;
+    }
     if (path.startsWith(`${AUTH_BASE_PATH}/`)) {
       // Better Auth reads the client IP (rate limiter) only from a header: the gateway's, never the client's.
       request.headers.delete(CLIENT_IP_HEADER);
@@ -216,6 +270,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   }
 
   function answered(request: Request, path: string, status: number, context: RequestContext, bytesOut?: string | null) {
+    context.outcome.answered = true;
     const seconds = (performance.now() - context.startedAt) / 1000;
     metrics.requestAnswered(routeClass(path), request.method, status, seconds);
     // One line per request: no query string, cookie or token. Sizes are the declared ones
@@ -260,6 +315,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           ]),
         ),
         fetch: (request, bunServer) => handle(request, bunServer, { kind: "elsewhere" }),
+        // Last resort for anything that escapes `handle`: never Bun's default error page.
+        error: (error) => lastResort(new Request("http://gateway.invalid/"), error),
         websocket: relay.websocket,
       });
       if (config.metricsPort !== undefined) {
@@ -313,17 +370,23 @@ interface ConnectionTimeouts {
  * Only event streams are wrapped: the wrapper moves every chunk through JavaScript, which other
  * bodies (large downloads) stream past natively.
  */
-function connectionTimeouts(server: () => Server<RelayData> | undefined, idleSeconds: number, proxyTimeoutMs: number): ConnectionTimeouts {
+function connectionTimeouts(
+  server: () => Server<RelayData> | undefined,
+  serverRequest: (request: Request) => Request,
+  idleSeconds: number,
+  proxyTimeoutMs: number,
+): ConnectionTimeouts {
   const backendWaitSeconds = Math.max(idleSeconds, Math.ceil(proxyTimeoutMs / 1000) + 1);
   return {
     awaitBackend(request) {
-      server()?.timeout(request, backendWaitSeconds);
+      server()?.timeout(serverRequest(request), backendWaitSeconds);
     },
     keepEventStreamOpen(request, body) {
       const live = server();
       if (!live) return body;
-      live.timeout(request, 0);
-      return body.pipeThrough(new TransformStream({ flush: () => live.timeout(request, backendWaitSeconds) }));
+      const own = serverRequest(request);
+      live.timeout(own, 0);
+      return body.pipeThrough(new TransformStream({ flush: () => live.timeout(own, backendWaitSeconds) }));
     },
   };
 }
@@ -372,6 +435,9 @@ function constantTimeEqual(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+/** Better Auth routes after which open WebSockets of ended sessions are closed at once. */
+const SESSION_ENDING_ROUTES = /\/(sign-out|revoke-session|revoke-sessions|revoke-other-sessions)$/;
+
 interface AppDeps {
   config: Config;
   auth: AuthWorker;
@@ -387,8 +453,6 @@ interface AppDeps {
   afterSignOut(): void;
 }
 
-/** Better Auth routes after which open WebSockets of ended sessions are closed at once. */
-const SESSION_ENDING_ROUTES = /\/(sign-out|revoke-session|revoke-sessions|revoke-other-sessions)$/;
 
 function buildApp(deps: AppDeps) {
   const { auth, logger } = deps;
@@ -399,7 +463,8 @@ function buildApp(deps: AppDeps) {
   return new Elysia({ name: "authgate", handler: { standardHostname: false } })
     .onError(function mapErrorToJson({ error, code, request }) {
       const requestId = deps.contextOf(request).requestId;
-      const path = new URL(request.url).pathname;
+      const target = rawPathAndQuery(request.url);
+      const path = target.split("?", 1)[0];
       if (error instanceof GatewayError) {
         if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, path, ...describeError(error) });
         return jsonError(error.status, error.publicMessage);

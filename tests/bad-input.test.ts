@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { sha256, startBackend, type TestBackend } from "./helpers/backend";
-import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { Feed } from "./helpers/feed";
+import { rawExchange, rawHttp as rawHttpAt } from "./helpers/raw-http";
+import { createGateway } from "../src/app";
+import { loadConfig } from "../src/config";
 import { MAX_API_PATH_SEGMENTS } from "../src/proxy/path";
 
 /**
@@ -58,123 +61,8 @@ function expectJsonError(response: { status: number; headers: Headers; text: str
 
 const asRaw = async (response: Response) => ({ status: response.status, headers: response.headers, text: await response.text() });
 
-// ---------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client on Bun.connect.
-
-interface RawResponse {
-  status: number;
-  headers: Headers;
-  body: Uint8Array;
-  text: string;
-  /** The bytes as received, latin1. */
-  raw: string;
-}
-
-/** Parses one complete response from `bytes`; undefined while it is incomplete (unless `atEof`). */
-function parseResponse(bytes: Uint8Array, atEof: boolean): RawResponse | undefined {
-  const raw = Buffer.from(bytes).toString("latin1");
-  const headEnd = raw.indexOf("\r\n\r\n");
-  if (headEnd === -1) {
-    if (!atEof) return undefined;
-    throw new Error(`connection closed without a complete response: ${JSON.stringify(raw)}`);
-  }
-  const [statusLine, ...lines] = raw.slice(0, headEnd).split("\r\n");
-  const status = Number(statusLine!.split(" ")[1]);
-  const headers = new Headers();
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-  }
-  const rest = bytes.subarray(headEnd + 4);
-  let body: Uint8Array | undefined;
-  const length = headers.get("content-length");
-  if (length !== null) {
-    if (rest.byteLength >= Number(length)) body = rest.subarray(0, Number(length));
-  } else if (headers.get("transfer-encoding")?.toLowerCase().includes("chunked")) {
-    body = dechunk(rest);
-  } else if (atEof) {
-    body = rest; // body delimited by the connection's end
-  }
-  if (body === undefined) {
-    if (!atEof) return undefined;
-    throw new Error(`connection closed inside the body: ${JSON.stringify(raw)}`);
-  }
-  return { status, headers, body, text: new TextDecoder().decode(body), raw };
-}
-
-/** A complete chunked body's bytes, or undefined while the last chunk has not arrived. */
-function dechunk(bytes: Uint8Array): Uint8Array | undefined {
-  const parts: Uint8Array[] = [];
-  let at = 0;
-  for (;;) {
-    const lineEnd = Buffer.from(bytes.subarray(at)).indexOf("\r\n");
-    if (lineEnd === -1) return undefined;
-    const size = parseInt(Buffer.from(bytes.subarray(at, at + lineEnd)).toString("latin1"), 16);
-    at += lineEnd + 2;
-    if (size === 0) return bytes.byteLength >= at + 2 ? Buffer.concat(parts) : undefined;
-    if (bytes.byteLength < at + size + 2) return undefined;
-    parts.push(bytes.subarray(at, at + size));
-    at += size + 2;
-  }
-}
-
-/**
- * Writes `request` as is to the gateway and resolves with the first complete response
- * (or what arrived before the gateway closed the connection). Driven by the socket's
- * data/drain/close events; no timers.
- */
-function rawHttp(request: string | Uint8Array, toPort = port): Promise<RawResponse> {
-  const payload = typeof request === "string" ? Buffer.from(request, "latin1") : Buffer.from(request);
-  return new Promise((resolve, reject) => {
-    let received = Buffer.alloc(0);
-    let written = 0;
-    let settled = false;
-    const settle = (socket: { end(): void } | undefined, value: RawResponse | undefined, error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      socket?.end();
-      if (value) resolve(value);
-      else reject(error);
-    };
-    const writeMore = (socket: { write(data: Uint8Array): number; end(): void }) => {
-      while (written < payload.byteLength) {
-        const n = socket.write(payload.subarray(written));
-        if (n <= 0) return; // wait for drain
-        written += n;
-      }
-    };
-    Bun.connect({
-      hostname: "127.0.0.1",
-      port: toPort,
-      socket: {
-        open: writeMore,
-        drain: writeMore,
-        data(socket, chunk) {
-          received = Buffer.concat([received, chunk]);
-          try {
-            const response = parseResponse(received, false);
-            if (response) settle(socket, response);
-          } catch (error) {
-            settle(socket, undefined, error);
-          }
-        },
-        close() {
-          try {
-            settle(undefined, parseResponse(received, true));
-          } catch (error) {
-            settle(undefined, undefined, error);
-          }
-        },
-        error(_socket, error) {
-          settle(undefined, undefined, error);
-        },
-        connectError(_socket, error) {
-          settle(undefined, undefined, error);
-        },
-      },
-    }).catch((error) => settle(undefined, undefined, error));
-  });
-}
+/** Writes `request` as is and resolves with the first complete response (tests/helpers/raw-http.ts). */
+const rawHttp = (request: string | Uint8Array, toPort = port, options?: { bodiless?: boolean }) => rawHttpAt(toPort, request, options);
 
 /** A request head with the session cookie, so that anything that got past the gateway's checks would be proxied. */
 function head(method: string, target: string, extra: string[] = []): string {
@@ -475,6 +363,163 @@ describe("the Host header", () => {
     expect(response.status).toBe(200);
     expect(JSON.parse(response.text)).toEqual({ status: "ok" });
     await expectStillServing();
+  });
+
+  test.each([
+    ["empty", ["Host:"]],
+    ["only spaces", ["Host:    "]],
+    ["two lines (the second one the attacker's)", [`Host: 127.0.0.1:<port>`, "Host: evil.example"]],
+    ["two lines, the second empty", [`Host: 127.0.0.1:<port>`, "Host:"]],
+    ["one line naming two hosts", ["Host: 127.0.0.1:<port>,evil.example"]],
+    ["a path in it", ["Host: 127.0.0.1/evil"]],
+    ["userinfo in it", ["Host: user@127.0.0.1"]],
+  ])("Host %s → 400 Invalid Host header, backend not contacted", async (_name, hostLines) => {
+    const seen = await backendRequestsDuring(async () => {
+      for (const target of ["/api/items", "/api/auth/get-session", "/healthz"]) {
+        const lines = hostLines.map((line) => line.replace("<port>", String(port)));
+        const response = await rawHttp([`GET ${target} HTTP/1.1`, ...lines, `Cookie: ${cookie}`, "", ""].join("\r\n"));
+        expectJsonError(response, 400, "Invalid Host header");
+      }
+    });
+    expect(seen).toHaveLength(0);
+    await expectStillServing();
+  });
+
+  test("HTTP/1.0 without Host is served at the gateway's own origin", async () => {
+    const health = await rawHttp("GET /healthz HTTP/1.0\r\n\r\n");
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.text)).toEqual({ status: "ok" });
+
+    const seen = await backendRequestsDuring(async () => {
+      const response = await rawHttp(`GET /api/old-client?q=%2F HTTP/1.0\r\nCookie: ${cookie}\r\n\r\n`);
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.text)).toMatchObject({ method: "GET", target: "/api/old-client?q=%2F" });
+    });
+    expect(seen).toHaveLength(1);
+    // The backend is told the gateway's public host (BETTER_AUTH_URL), as a client addressing it would.
+    expect(seen[0]!.headers.get("x-forwarded-host")).toBe(new URL(gw.url).host);
+    expect(seen[0]!.claims?.sub).toBeDefined();
+    await expectStillServing();
+  });
+});
+
+/** Every method Bun's HTTP parser accepts; anything else it drops before the gateway sees it. */
+const BUN_METHODS = [
+  "ACL", "BIND", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LINK", "LOCK", "M-SEARCH", "MERGE",
+  "MKACTIVITY", "MKCALENDAR", "MKCOL", "MOVE", "NOTIFY", "OPTIONS", "PATCH", "POST", "PROPFIND", "PROPPATCH",
+  "PURGE", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "SOURCE", "SUBSCRIBE", "TRACE", "UNBIND", "UNLINK",
+  "UNLOCK", "UNSUBSCRIBE",
+];
+
+describe("methods (raw)", () => {
+  test("TRACE → 405 with Allow; never forwarded, so no backend can echo the JWT back", async () => {
+    const seen = await backendRequestsDuring(async () => {
+      for (const target of ["/api/echo", "/api/auth/get-session", "/healthz"]) {
+        const response = await rawHttp(head("TRACE", target));
+        expectJsonError(response, 405, "Method not allowed");
+        expect(response.headers.get("allow")).toBe("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        expect(response.raw).not.toContain("Bearer");
+        expect(response.raw).not.toContain("eyJ");
+      }
+    });
+    expect(seen).toHaveLength(0);
+    await expectStillServing();
+  });
+
+  test("TRACK never reaches the backend (Bun's parser does not know it and closes the connection)", async () => {
+    const seen = await backendRequestsDuring(async () => {
+      const exchange = await rawExchange(port, head("TRACK", "/api/echo"));
+      // Should Bun ever pass TRACK on, the gateway answers it like TRACE.
+      if (exchange.responses[0]) expectJsonError(exchange.responses[0], 405, "Method not allowed");
+      else expect(exchange.closed).toBe(true);
+    });
+    expect(seen).toHaveLength(0);
+    await expectStillServing();
+  });
+
+  test("CONNECT → 405 and the connection closed: nothing after it is tunnelled or served", async () => {
+    const seen = await backendRequestsDuring(async () => {
+      const exchange = await rawExchange(
+        port,
+        [`CONNECT 127.0.0.1:${new URL(backend.url).port} HTTP/1.1`, `Host: 127.0.0.1:${new URL(backend.url).port}`, `Cookie: ${cookie}`, "", ""].join("\r\n") +
+          head("GET", "/api/after-connect"),
+        { responses: 2 },
+      );
+      expect(exchange.responses).toHaveLength(1);
+      expectJsonError(exchange.responses[0]!, 405, "Method not allowed");
+      expect(exchange.responses[0]!.headers.get("connection")).toBe("close");
+      expect(exchange.closed).toBe(true);
+    });
+    expect(seen).toHaveLength(0);
+    expect(gw.logLines.some((line) => line.includes("Unhandled error"))).toBe(false);
+    await expectStillServing();
+  });
+
+  // Bun's fetch has turned methods it does not know into GET (oven-sh/bun#21566): each must
+  // reach the backend exactly as sent, with its body.
+  test.each(BUN_METHODS.filter((method) => method !== "TRACE" && method !== "CONNECT"))("%s reaches the backend as sent", async (method) => {
+    const body = method === "GET" || method === "HEAD" ? "" : "x=1";
+    const extra = body ? ["Content-Type: text/plain", `Content-Length: ${body.length}`] : [];
+    const seen = await backendRequestsDuring(async () => {
+      const response = await rawHttp(head(method, `/api/method/${method}`, extra) + body, port, { bodiless: method === "HEAD" });
+      expect(response.status).toBe(200);
+    });
+    expect(seen.map((r) => [r.method, r.target, r.bodyBytes])).toEqual([[method, `/api/method/${method}`, body.length]]);
+    expect(seen[0]!.claims?.sub).toBeDefined();
+  });
+
+  test.each(["FROBNICATE", "patch", "Get"])("a method Bun does not know (%s) is dropped by Bun: no answer, nothing forwarded", async (method) => {
+    const seen = await backendRequestsDuring(async () => {
+      const exchange = await rawExchange(port, head(method, "/api/made-up"));
+      // Bun.serve closes such connections without an answer (oven-sh/bun#6556). Should it ever
+      // pass them on, they must be forwarded as sent.
+      if (exchange.responses[0]) expect(exchange.responses[0].status).toBe(200);
+      else expect(exchange.closed).toBe(true);
+    });
+    expect(seen.every((r) => r.method === method)).toBe(true);
+    await expectStillServing();
+  });
+});
+
+describe("the last resort", () => {
+  test.each([
+    ["the access log line fails (a full disk, a closed stderr)", false],
+    ["the access log line and the error log both fail", true],
+  ])("%s: the generic JSON 500, never Bun's HTML page", async (_name, errorLogFails) => {
+    const lines: string[] = [];
+    const brokenDir = tempDir();
+    const brokenPort = freePort();
+    const config = loadConfig({
+      PORT: String(brokenPort),
+      HOST: "127.0.0.1",
+      DATABASE_URL: `${brokenDir.path}/authgate.db`,
+      BETTER_AUTH_SECRET: "test-secret-test-secret-test-secret-0123",
+      BACKEND_API_URL: backend.url,
+    });
+    const logger = {
+      info: (msg: string) => {
+        if (msg === "request") throw new Error("EPIPE: the log sink is gone");
+      },
+      warn: () => {},
+      error: (msg: string, fields?: Record<string, unknown>) => {
+        if (errorLogFails) throw new Error("EPIPE: the log sink is gone");
+        lines.push(JSON.stringify({ msg, ...fields }));
+      },
+    };
+    const broken = await createGateway(config, { logger });
+    broken.listen();
+    try {
+      const response = await rawHttp(["GET /healthz HTTP/1.1", `Host: 127.0.0.1:${brokenPort}`, "", ""].join("\r\n"), brokenPort);
+      expectJsonError(response, 500, "Internal error");
+      expect(response.raw).not.toContain("<html");
+      expect(response.raw).not.toContain(process.cwd());
+      if (!errorLogFails) {
+        expect(lines.map((line) => JSON.parse(line))).toContainEqual(expect.objectContaining({ msg: "Unhandled error", error: "Error" }));
+      }
+    } finally {
+      await broken.close();
+      brokenDir.remove();
+    }
   });
 });
 

@@ -18,6 +18,9 @@ describe("rawPathAndQuery", () => {
     ["https with port and userinfo-free authority", "https://gw.example:8443/api/v1/items?id=1", "/api/v1/items?id=1"],
     ["unicode percent-encoding kept", "http://gw/api/caf%C3%A9?n=%E2%9C%93", "/api/caf%C3%A9?n=%E2%9C%93"],
     ["double slashes in the path kept", "http://gw/api//x", "/api//x"],
+    // What Bun leaves in request.url when it could not use the Host (checkProtocol refuses or rebuilds these).
+    ["a relative URL is all target", "/api/x?q=%2F#f", "/api/x?q=%2F"],
+    ["an authority-form target (CONNECT) has no path", "db.internal:5432", "/"],
   ])("%s", (_name, url, expected) => {
     expect(rawPathAndQuery(url)).toBe(expected);
   });

@@ -15,7 +15,12 @@ export interface RequestContext {
   readonly forwardedHost: string;
   readonly startedAt: number;
   /** Filled in while the request is handled, for the log line. */
-  readonly outcome: { userId?: string; upstreamMs?: number };
+  readonly outcome: {
+    userId?: string;
+    upstreamMs?: number;
+    /** Set once the request is counted and logged, so that a late failure is not counted twice. */
+    answered?: boolean;
+  };
 }
 
 /**

@@ -8,7 +8,7 @@
  * a victim's cookie. Callers pass a WebSocket handshake as an unsafe method: it is a GET,
  * but it opens a channel that carries the cookie's authority.
  */
-const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export interface CsrfInput {
   method: string;

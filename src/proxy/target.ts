@@ -4,8 +4,12 @@
  * path and query are taken from it as a string and never decoded or re-encoded.
  */
 export function rawPathAndQuery(requestUrl: string): string {
+  // Bun leaves request.url relative when it could not use the Host; the target is all of it.
+  if (requestUrl.startsWith("/")) return requestUrl.split("#", 1)[0]!;
   // Skip "scheme://authority"; what follows is the origin-form target.
-  const afterScheme = requestUrl.indexOf("//") + 2;
+  const schemeEnd = requestUrl.indexOf("://");
+  if (schemeEnd === -1) return "/"; // an authority-form target (CONNECT host:port) has no path
+  const afterScheme = schemeEnd + 3;
   const pathStart = requestUrl.indexOf("/", afterScheme);
   if (pathStart === -1) return "/";
   const hash = requestUrl.indexOf("#", pathStart);
