@@ -11,6 +11,7 @@ import { docsPlugin } from "./ops/docs";
 import { createLogger, describeError, type Logger } from "./ops/log";
 import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
 import { isCrossSiteRefused } from "./proxy/csrf";
+import { observedBody } from "./proxy/body";
 import { forward } from "./proxy/forward";
 import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
 import { pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
@@ -356,8 +357,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 interface ConnectionTimeouts {
   /** Lets the connection wait for the backend's headers up to PROXY_TIMEOUT_MS. */
   awaitBackend(request: Request): void;
-  /** Lifts the idle timeout while an event stream's `body` is streaming, then restores it. */
-  keepEventStreamOpen(request: Request, body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array>;
+  /** Lifts the idle timeout while an event stream streams. */
+  liftWhileStreaming(request: Request): void;
+  /** Puts the idle timeout back once the event stream has ended. */
+  restore(request: Request): void;
 }
 
 /**
@@ -367,8 +370,6 @@ interface ConnectionTimeouts {
  * or a 504, never a reset); an event stream gets no idle limit while it streams. Bun keeps a
  * changed timeout on the keep-alive socket, so the stream's is restored when it ends (a client
  * that leaves closes the socket, so nothing is left to restore then).
- * Only event streams are wrapped: the wrapper moves every chunk through JavaScript, which other
- * bodies (large downloads) stream past natively.
  */
 function connectionTimeouts(
   server: () => Server<RelayData> | undefined,
@@ -381,12 +382,11 @@ function connectionTimeouts(
     awaitBackend(request) {
       server()?.timeout(serverRequest(request), backendWaitSeconds);
     },
-    keepEventStreamOpen(request, body) {
-      const live = server();
-      if (!live) return body;
-      const own = serverRequest(request);
-      live.timeout(own, 0);
-      return body.pipeThrough(new TransformStream({ flush: () => live.timeout(own, backendWaitSeconds) }));
+    liftWhileStreaming(request) {
+      server()?.timeout(serverRequest(request), 0);
+    },
+    restore(request) {
+      server()?.timeout(serverRequest(request), backendWaitSeconds);
     },
   };
 }
@@ -505,7 +505,7 @@ function buildApp(deps: AppDeps) {
     .use(proxyRoutes(deps));
 }
 
-function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metrics }: AppDeps) {
+function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metrics, logger }: AppDeps) {
   const base = backendBase(config.backendUrl);
   return new Elysia({ name: "authgate/proxy" })
     .resolve(async function authenticateCaller({ request }) {
@@ -534,8 +534,20 @@ function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metric
         } finally {
           context.outcome.upstreamMs = Math.round((performance.now() - sentAt) * 100) / 100;
         }
+        // An event stream has no idle limit while it streams; the limit comes back when it ends.
+        const eventStream = upstream.body !== null && isEventStream(upstream.headers);
+        if (eventStream) connectionTimeouts.liftWhileStreaming(request);
         const body =
-          upstream.body && isEventStream(upstream.headers) ? connectionTimeouts.keepEventStreamOpen(request, upstream.body) : upstream.body;
+          upstream.body &&
+          observedBody(upstream.body, {
+            onEnd: eventStream ? () => connectionTimeouts.restore(request) : undefined,
+            onError(error) {
+              // A client that went away aborted the backend's request (and so its body): not the backend's failure.
+              if (request.signal.aborted) return;
+              metrics.upstreamError("reset");
+              logger.warn("backend failed mid-body", { requestId: context.requestId, ...describeError(error) });
+            },
+          });
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a
         // chunked or compressed body streams through byte for byte.
         return new Response(body, {

@@ -316,6 +316,33 @@ describe("long and broken streams", () => {
     expect((await fetch(gw.url + "/api/after-reset", { headers: { cookie } })).status).toBe(200);
   });
 
+  test("a backend that fails mid-body is counted as an upstream reset and logged; a client that leaves is not", async () => {
+    const counted = await gatewayWith({ METRICS_TOKEN: "metrics-secret-token" });
+    const { cookie } = await signUp(counted.url);
+    const resets = async () => {
+      const text = await (await fetch(counted.url + "/metrics", { headers: { authorization: "Bearer metrics-secret-token" } })).text();
+      const line = text.split("\n").find((l) => l.startsWith('authgate_upstream_errors_total{kind="reset"} '));
+      return line === undefined ? 0 : Number(line.split(" ")[1]);
+    };
+
+    // A client that goes away in the middle of a body: its cancellation is not the backend's failure.
+    const client = new AbortController();
+    const endless = await fetch(counted.url + "/api/endless", { headers: { cookie }, signal: client.signal });
+    await endless.body!.getReader().read();
+    const aborted = fixture.backend.abortOf("/api/endless");
+    client.abort();
+    await aborted;
+    expect(await resets()).toBe(0);
+
+    const response = await fetch(counted.url + "/api/reset", { headers: { cookie, "x-request-id": "mid-body-1" } });
+    expect(response.status).toBe(200);
+    await response.arrayBuffer().catch(() => {});
+    expect(await resets()).toBe(1);
+    const line = counted.logLines.find((l) => l.includes("mid-body-1") && l.includes("backend failed mid-body"));
+    expect(line).toBeDefined();
+    expect(line).not.toContain(fixture.backend.url);
+  });
+
   test("the header deadline starts after the upload: an upload slower than PROXY_TIMEOUT_MS succeeds", async () => {
     const quick = await gatewayWith({ PROXY_TIMEOUT_MS: "300" });
     const { cookie } = await signUp(quick.url);

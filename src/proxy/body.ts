@@ -74,3 +74,55 @@ export function releaseChunk(chunk: Uint8Array): void {
     // Not detachable (e.g. pinned by the runtime): the collector frees it later.
   }
 }
+
+export interface ResponseBodyEvents {
+  /** The backend sent the whole body. */
+  onEnd?(): void;
+  /** The backend failed mid-body (a reset, a truncated body): the client's response is cut. */
+  onError(error: unknown): void;
+}
+
+/**
+ * The backend's response body, passed on chunk by chunk so that a backend that fails after
+ * its headers is seen (and counted) instead of only ending the client's connection. A body
+ * handed to Bun untouched streams natively, out of sight of the gateway.
+ *
+ * Pull-based with no queue, like the request side: the next chunk is read from the backend
+ * only when Bun's response writer asks for one, so a slow client slows the backend down.
+ * Bun's writer copies each chunk into the socket's buffer before it asks for the next one
+ * (readStreamIntoSink: `sink.write(value)`, then `reader.read()`), so a chunk's memory is
+ * given back when the next is asked for (releaseChunk): left to the garbage collector, a
+ * 1 GiB download piled up ≈25 MB of them.
+ *
+ * A client that goes away cancels this stream, which cancels the backend's body: that is not
+ * an error of the backend.
+ */
+export function observedBody(body: ReadableStream<Uint8Array>, events: ResponseBodyEvents): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let handedOver: Uint8Array | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (handedOver) releaseChunk(handedOver);
+        handedOver = undefined;
+        let read: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          read = await reader.read();
+        } catch (error) {
+          events.onError(error);
+          controller.error(error);
+          return;
+        }
+        if (read.done) {
+          events.onEnd?.();
+          controller.close();
+          return;
+        }
+        controller.enqueue(read.value);
+        handedOver = read.value;
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
