@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
-import { AUTH_BASE_PATH } from "./auth/paths";
+import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "./auth/paths";
 import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
 import { startAuthWorker, type AuthWorker } from "./auth/remote";
 import type { Config } from "./config";
@@ -434,9 +434,6 @@ function constantTimeEqual(a: string, b: string): boolean {
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
 }
-
-/** Better Auth routes after which open WebSockets of ended sessions are closed at once. */
-const SESSION_ENDING_ROUTES = /\/(sign-out|revoke-session|revoke-sessions|revoke-other-sessions)$/;
 
 interface AppDeps {
   config: Config;

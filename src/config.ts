@@ -194,8 +194,21 @@ export function loadConfig(env: Env): Config {
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
 
   const redisUrl = read("REDIS_URL");
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
-    problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+  if (redisUrl !== undefined) {
+    // The URL itself is never echoed: it can carry a password.
+    let parsed: URL | undefined;
+    try {
+      parsed = /^rediss?:\/\/[^\s]+$/.test(redisUrl) ? new URL(redisUrl) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed) problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+    else if (parsed.search || parsed.hash) {
+      // Bun's client ignores ?db=5 and would write to database 0.
+      problems.push("REDIS_URL must not carry a query or fragment: put the database index in the path, as in redis://host:6379/5");
+    } else if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
+      problems.push(`REDIS_URL's path must be a database index such as /5, got "${parsed.pathname.slice(0, 40)}"`);
+    }
   }
 
   const rotationRaw = read("JWKS_ROTATION_DAYS");

@@ -1,4 +1,5 @@
 import { createGateway } from "./app";
+import { AuthWorkerError } from "./auth/remote";
 import { createAuthOperations } from "./auth/service";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { helpText, VERSION } from "./help";
@@ -86,6 +87,8 @@ async function main(argv: string[]): Promise<void> {
 
 // No top-level await: the compiled binary is built with --bytecode, which requires CommonJS.
 main(Bun.argv.slice(2)).catch((error: unknown) => {
-  console.error(`authgate: start-up failed: ${error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]}` : String(error)}`);
+  // An error from the auth worker is named as it was there (e.g. RedisDatabaseMismatch).
+  const name = error instanceof AuthWorkerError ? error.remoteName : error instanceof Error ? error.name : "";
+  console.error(`authgate: start-up failed: ${error instanceof Error ? `${name}: ${error.message.split("\n")[0]}` : String(error)}`);
   process.exit(1);
 });

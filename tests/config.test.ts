@@ -85,6 +85,9 @@ describe("loadConfig overrides", () => {
     ["production without BETTER_AUTH_URL (http://localhost)", PROD, (c) => c.authUrl.href, "http://localhost:3000/"],
     ["development with an http BETTER_AUTH_URL anywhere", { BETTER_AUTH_URL: "http://auth.example.com" }, (c) => c.authUrl.href, "http://auth.example.com/"],
     ["production with http TRUSTED_ORIGINS (the rule is BETTER_AUTH_URL's only)", { ...PROD, TRUSTED_ORIGINS: "http://a.test" }, (c) => c.trustedOrigins, ["http://a.test"]],
+    ["REDIS_URL", { REDIS_URL: "redis://cache:6379" }, (c) => c.redisUrl, "redis://cache:6379"],
+    ["REDIS_URL with a database index", { REDIS_URL: "redis://:pw@cache:6379/5" }, (c) => c.redisUrl, "redis://:pw@cache:6379/5"],
+    ["REDIS_URL rediss:// with a trailing slash", { REDIS_URL: "rediss://cache/" }, (c) => c.redisUrl, "rediss://cache/"],
   ])("%s", (_name, env, pick, expected) => {
     expect(pick(loadConfig(env))).toEqual(expected);
   });
@@ -121,12 +124,19 @@ describe("loadConfig rejects bad values", () => {
     ["production with an http BETTER_AUTH_URL on a non-loopback IPv6", { ...PROD, BETTER_AUTH_URL: "http://[::2]" }, "BETTER_AUTH_URL"],
     ["production with an http BETTER_AUTH_URL on a name under localhost's", { ...PROD, BETTER_AUTH_URL: "http://localhost.example.com" }, "BETTER_AUTH_URL"],
     ["production with an http BETTER_AUTH_URL on a name starting 127.", { ...PROD, BETTER_AUTH_URL: "http://127.0.0.1.nip.io" }, "BETTER_AUTH_URL"],
+    ["REDIS_URL not redis://", { REDIS_URL: "http://cache:6379" }, "REDIS_URL"],
+    // Bun's client ignores ?db= and writes to database 0: refused rather than honoured somewhere else.
+    ["REDIS_URL with ?db=", { REDIS_URL: "redis://:pw@cache:6379?db=5" }, "REDIS_URL"],
+    ["REDIS_URL with a path that is not a database index", { REDIS_URL: "redis://cache:6379/five" }, "REDIS_URL"],
+    ["REDIS_URL with a nested path", { REDIS_URL: "redis://:pw@cache:6379/5/x" }, "REDIS_URL"],
   ])("%s", (_name, env, variable) => {
     const error = configError(env);
     expect(error.name).toBe("ConfigError");
     expect(error.problems).toHaveLength(1);
     expect(error.problems[0]).toContain(variable);
     expect(error.message).toContain(variable);
+    // A URL's credentials never appear in a message.
+    expect(error.message).not.toContain("pw@");
   });
 
   test("every bad variable is reported, not only the first", () => {

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { isAPIError } from "better-auth/api";
 import { RedisClient } from "bun";
 import { startBackend, type TestBackend } from "./helpers/backend";
 import { scratchPostgres } from "./helpers/fixture";
-import { freePort, signUp } from "./helpers/gateway";
+import { createRedisStorage } from "../src/db/redis";
+import { freePort, memoryLogger, signUp, tempDir } from "./helpers/gateway";
 import { spawnGateway, type GatewayProcess } from "./helpers/process";
 
 /**
@@ -18,8 +20,13 @@ if (!POSTGRES_URL || !REDIS_SERVER) {
 
 const PUBLIC_ORIGIN = "http://authgate.test";
 
-function startRedis(port: number) {
-  const proc = Bun.spawn([REDIS_SERVER!, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+/** Where the redis-servers of this file keep their data: only what a test SAVEs survives a restart. */
+const redisDirs = [tempDir(), tempDir()];
+afterAll(() => redisDirs.forEach((dir) => dir.remove()));
+
+function startRedis(port: number, { dir = redisDirs[0]!.path, extra = [] as string[] } = {}) {
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra];
+  const proc = Bun.spawn([REDIS_SERVER!, ...args], {
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -127,5 +134,127 @@ describe.skipIf(!POSTGRES_URL || !REDIS_SERVER)("Redis secondary storage, two in
     for (const session of [cookie, newcomer.cookie]) {
       expect((await fetch(b.url + "/api/after-restart", { headers: { cookie: session } })).status).toBe(200);
     }
+  }, 30_000);
+  test("a sign-out while Redis is away is refused with 503 and nothing is signed out; it is not undone when Redis comes back with its data", async () => {
+    const { cookie } = await signUp(a.url);
+    const client = new RedisClient(`redis://127.0.0.1:${redisPort}`);
+    await client.send("SAVE", []); // Redis will come back with this session's copy
+    client.close();
+    redis.proc.kill("SIGKILL");
+    await redis.proc.exited;
+
+    const refused = await fetch(a.url + "/api/auth/sign-out", { method: "POST", headers: { cookie, origin: PUBLIC_ORIGIN } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(await refused.json()).toEqual({ error: "Session store unavailable; nothing was changed, try again shortly" });
+    expect(refused.headers.getSetCookie()).toEqual([]); // the browser keeps its cookie: nothing was signed out
+    // Nothing was signed out: the session goes on working, from the database meanwhile.
+    for (const instance of [a, b]) expect((await fetch(instance.url + "/api/during-outage", { headers: { cookie } })).status).toBe(200);
+
+    redis = startRedis(redisPort);
+    await redis.ready;
+    for (const instance of [a, b]) expect((await fetch(instance.url + "/api/back", { headers: { cookie } })).status).toBe(200);
+    // Once the instance has reconnected (its readiness says so), the retried sign-out works and sticks on both instances.
+    while ((await fetch(a.url + "/readyz")).status !== 200) await Bun.sleep(20);
+    const signedOut = await fetch(a.url + "/api/auth/sign-out", { method: "POST", headers: { cookie, origin: PUBLIC_ORIGIN } });
+    expect(signedOut.status).toBe(200);
+    for (const instance of [a, b]) expect((await fetch(instance.url + "/api/after-sign-out", { headers: { cookie } })).status).toBe(401);
+  }, 30_000);
+
+  test("a removal that fails mid-outage throws, and is done as soon as Redis answers, before anything is read", async () => {
+    const lines: string[] = [];
+    const storage = createRedisStorage(`redis://127.0.0.1:${redisPort}`, memoryLogger(lines));
+    await storage.connect();
+    try {
+      await storage.storage.set("authgate-test-stale", "a session copy", 600);
+      const client = new RedisClient(`redis://127.0.0.1:${redisPort}`);
+      await client.send("SAVE", []);
+      client.close();
+      redis.proc.kill("SIGKILL");
+      await redis.proc.exited;
+
+      const removal = await storage.storage.delete("authgate-test-stale").then(
+        () => "removed",
+        (error: unknown) => error,
+      );
+      expect(isAPIError(removal)).toBe(true);
+      expect((removal as { status: string }).status).toBe("SERVICE_UNAVAILABLE");
+      expect(storage.pendingDeletes).toBe(1);
+      expect(await storage.storage.get("authgate-test-stale")).toBeNull(); // Redis is away: "not found"
+
+      redis = startRedis(redisPort);
+      await redis.ready;
+      const check = new RedisClient(`redis://127.0.0.1:${redisPort}`);
+      expect(await check.get("authgate-test-stale")).toBe("a session copy"); // Redis came back with it
+      // Until the storage's client has reconnected, reads answer "not found"; then the first
+      // read removes the key before it reads anything.
+      while (!(await storage.ping())) await Bun.sleep(20);
+      expect(await storage.storage.get("authgate-test-stale")).toBeNull();
+      expect(await check.get("authgate-test-stale")).toBeNull();
+      expect(storage.pendingDeletes).toBe(0);
+      check.close();
+    } finally {
+      storage.close();
+    }
+  }, 30_000);
+});
+
+/** A server of its own, with eight databases: /9 names one it does not have. */
+const EIGHT_DATABASES = { dir: redisDirs[1]!.path, extra: ["--databases", "8"] };
+
+describe.skipIf(!POSTGRES_URL || !REDIS_SERVER)("REDIS_URL's database index", () => {
+  const redisPort = freePort();
+  let redis: ReturnType<typeof startRedis>;
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
+  let backend: TestBackend;
+  beforeAll(async () => {
+    redis = startRedis(redisPort, EIGHT_DATABASES);
+    await redis.ready;
+    scratch = await scratchPostgres(POSTGRES_URL!, "authgate_redis_db");
+    backend = startBackend();
+  }, 30_000);
+  afterAll(async () => {
+    redis?.proc.kill();
+    await backend?.stop();
+    await scratch?.drop();
+  });
+
+  const keysIn = async (database: number) => {
+    const client = new RedisClient(`redis://127.0.0.1:${redisPort}/${database}`);
+    const keys = (await client.send("KEYS", ["*"])) as string[];
+    client.close();
+    return keys;
+  };
+
+  test("redis://host/5 writes to database 5 and nowhere else, also after a Redis restart", async () => {
+    const env = { DATABASE_URL: scratch.url, REDIS_URL: `redis://127.0.0.1:${redisPort}/5`, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN };
+    const gateway = await spawnGateway(undefined, { env });
+    try {
+      const first = await signUp(gateway.url);
+      expect(await keysIn(5)).toContain(`active-sessions-${first.user.id}`);
+      expect(await keysIn(0)).toEqual([]);
+
+      redis.proc.kill("SIGKILL");
+      await redis.proc.exited;
+      redis = startRedis(redisPort, EIGHT_DATABASES);
+      await redis.ready;
+      // The client reconnects by itself; a sign-up once it has (the readiness check says so) lands in 5 again.
+      while ((await fetch(gateway.url + "/readyz")).status !== 200) await Bun.sleep(20);
+      const second = await signUp(gateway.url);
+      expect(await keysIn(5)).toContain(`active-sessions-${second.user.id}`);
+      expect(await keysIn(0)).toEqual([]);
+    } finally {
+      await gateway.stop();
+    }
+  }, 30_000);
+
+  test("a database the server does not have stops start-up with a message naming REDIS_URL", async () => {
+    const env = { DATABASE_URL: scratch.url, REDIS_URL: `redis://127.0.0.1:${redisPort}/9`, BACKEND_API_URL: backend.url, BETTER_AUTH_URL: PUBLIC_ORIGIN };
+    const failed = await spawnGateway(undefined, { env }).then(
+      () => "started",
+      (error: Error) => error.message,
+    );
+    expect(failed).toContain("REDIS_URL names database 9");
+    expect(await keysIn(0)).toEqual([]);
   }, 30_000);
 });

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const SECRET_FILE = ".authgate-secret";
@@ -23,6 +23,8 @@ export function resolveAuthSecret(
     }
   }
   const generated = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  // With PostgreSQL nothing else has created ./data yet.
+  mkdirSync(dataDir, { recursive: true });
   writeFileSync(path, generated + "\n", { mode: 0o600 });
   chmodSync(path, 0o600);
   warn(

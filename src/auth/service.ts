@@ -1,3 +1,4 @@
+import { APIError } from "better-auth/api";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { sql } from "kysely";
 import type { Config } from "../config";
@@ -6,6 +7,7 @@ import { createRedisStorage, type RedisStorage } from "../db/redis";
 import type { Logger } from "../ops/log";
 import type { CallerClaims } from "../token/mint";
 import { AUTH_BASE_PATH, createAuth, migrate } from "./index";
+import { SESSION_ENDING_ROUTES } from "./paths";
 import { resolveAuthSecret } from "./secret";
 
 /** A validated session, as the proxy needs it. */
@@ -101,6 +103,11 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
 
     return {
       async handle(method, url, headers, body) {
+        // A sign-out while Redis is away could not remove its copy there, and that copy would be
+        // valid again once Redis is back with its data: refuse it before anything is removed.
+        if (redis && method === "POST" && SESSION_ENDING_ROUTES.test(new URL(url).pathname) && !(await redis.ping())) {
+          return sessionStoreUnavailable();
+        }
         const response = await auth.handler(new Request(url, { method, headers, body }));
         return {
           status: response.status,
@@ -109,11 +116,19 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         };
       },
       async getSession(cookie, refresh) {
-        const result = await auth.api.getSession({
-          headers: new Headers({ cookie }),
-          returnHeaders: true,
-          query: refresh ? undefined : { disableRefresh: true },
-        });
+        let result;
+        try {
+          result = await auth.api.getSession({
+            headers: new Headers({ cookie }),
+            returnHeaders: true,
+            query: refresh ? undefined : { disableRefresh: true },
+          });
+        } catch (error) {
+          // Better Auth removes an expired session it finds; while Redis is away that removal
+          // fails (src/db/redis.ts). The session is expired either way.
+          if (error instanceof APIError && error.status === "SERVICE_UNAVAILABLE") return null;
+          throw error;
+        }
         if (!result.response) return null;
         const { user, session } = result.response;
         return {
@@ -168,4 +183,18 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     await db.close();
     throw error;
   }
+}
+
+/** Seconds a client is asked to wait before retrying a sign-out refused during a Redis outage. */
+const STORE_RETRY_AFTER_SECONDS = 5;
+
+function sessionStoreUnavailable(): SerializedResponse {
+  return {
+    status: 503,
+    headers: [
+      ["content-type", "application/json; charset=utf-8"],
+      ["retry-after", String(STORE_RETRY_AFTER_SECONDS)],
+    ],
+    body: new TextEncoder().encode(JSON.stringify({ error: "Session store unavailable; nothing was changed, try again shortly" })).buffer as ArrayBuffer,
+  };
 }
