@@ -3,7 +3,7 @@ import type { BunRequest, Server } from "bun";
 import { Elysia } from "elysia";
 import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "./auth/paths";
 import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
-import { startAuthWorker, type AuthWorker } from "./auth/remote";
+import { startAuthWorker, type AuthWorker, type SupervisionOptions } from "./auth/remote";
 import type { Config } from "./config";
 import { AuthenticationRequired, BadGateway, GatewayError, GatewayTimeout, jsonError } from "./errors";
 import { createMetrics, routeClass, type Metrics } from "./ops/metrics";
@@ -29,6 +29,8 @@ export interface GatewayOptions {
   sessionCheckIntervalMs?: number;
   /** Where the auth worker's script is (see startAuthWorker). */
   authWorkerUrl?: string;
+  /** Restart backoff and call deadline of the auth worker (tests shorten them). */
+  authSupervision?: Omit<SupervisionOptions, "onRestart">;
 }
 
 export interface Gateway {
@@ -68,9 +70,12 @@ const AUTH_BODY_LIMIT = 64 * 1024;
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger();
-  const auth = await startAuthWorker(config, logger, options.authWorkerUrl);
-  const signingKeys = createSigningKeys(auth);
   const metrics = createMetrics(() => relay.openCount);
+  const auth = await startAuthWorker(config, logger, options.authWorkerUrl, {
+    onRestart: () => metrics.authWorkerRestarted(),
+    ...options.authSupervision,
+  });
+  const signingKeys = createSigningKeys(auth);
   const identities = createIdentityResolver({
     auth,
     mint: createMinter({
@@ -137,6 +142,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     identities,
     metrics,
     readiness: async () => ({
+      // While the worker is being replaced, the database cannot be asked either.
+      auth: auth.state,
       database: await withTimeout(auth.ping(), 2000).then(
         () => "ok",
         () => "unreachable",
@@ -173,14 +180,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
    * and the working directory. Nothing here may throw again, logging included.
    */
   function lastResort(request: Request, error: unknown, counted = false): Response {
+    // A GatewayError thrown before the app (the auth worker is down during a WebSocket
+    // handshake) keeps its status; anything else is a 500.
+    const known = error instanceof GatewayError ? error : undefined;
     try {
       const context = contexts.get(request);
-      logger.error("Unhandled error", { requestId: context?.requestId, ...describeError(error) });
-      if (counted && !context?.outcome.answered) metrics.requestAnswered("other", request.method, 500, 0);
+      logger.error(known?.publicMessage ?? "Unhandled error", { requestId: context?.requestId, ...describeError(error) });
+      if (counted && !context?.outcome.answered) metrics.requestAnswered("other", request.method, known?.status ?? 500, 0);
     } catch {
       // The logger or the metrics failed too: the client still gets its answer.
     }
-    return jsonError(500, "Internal error");
+    return known ? jsonError(known.status, known.publicMessage) : jsonError(500, "Internal error");
   }
 
   async function route(serverRequest: Request, bunServer: Server<RelayData>, raw: RawTarget | undefined): Promise<Response | undefined> {

@@ -16,12 +16,12 @@ describe("readiness", () => {
     const gw = await gatewayWith({});
     const ready = await fetch(gw.url + "/readyz");
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: "ready", checks: { database: "ok", signingKey: "ok" } });
+    expect(await ready.json()).toEqual({ status: "ready", checks: { auth: "ok", database: "ok", signingKey: "ok" } });
 
     await gw.gateway.auth.close(); // the auth worker, and with it the database, is gone
     const notReady = await fetch(gw.url + "/readyz");
     expect(notReady.status).toBe(503);
-    expect(await notReady.json()).toEqual({ status: "not ready", checks: { database: "unreachable", signingKey: "ok" } });
+    expect(await notReady.json()).toEqual({ status: "not ready", checks: { auth: "stopped", database: "unreachable", signingKey: "ok" } });
     // /healthz only says the process serves.
     expect((await fetch(gw.url + "/healthz")).status).toBe(200);
   });

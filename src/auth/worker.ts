@@ -23,8 +23,16 @@ const logger: Logger = {
 
 let operations: AuthOperations | undefined;
 
+// A promise nobody awaited that rejects (a background task of Better Auth or of a database
+// driver) ends a Bun worker, and with it every session lookup until it is replaced: it is
+// logged (its class and code only; messages can carry data) and the worker goes on.
+process.on("unhandledRejection", (reason) => {
+  logger.error("auth worker: unhandled rejection", describe(reason));
+});
+
 self.onmessage = async (event: MessageEvent) => {
-  const message = event.data as { type: "init"; config: WireConfig; queries: SharedArrayBuffer } | Call;
+  const message = event.data as { type: "init"; config: WireConfig; queries: SharedArrayBuffer } | { type: "exit-for-test" } | Call;
+  if ("type" in message && message.type === "exit-for-test") process.exit(70);
   if ("type" in message) {
     const counter = new Int32Array(message.queries);
     try {
@@ -44,6 +52,12 @@ self.onmessage = async (event: MessageEvent) => {
     self.postMessage({ id: message.id, ok: false, error: summarize(error) });
   }
 };
+
+function describe(reason: unknown): Record<string, unknown> {
+  if (!(reason instanceof Error)) return { error: typeof reason };
+  const code = (reason as { code?: unknown }).code;
+  return { error: reason.name, ...(typeof code === "string" && { code }) };
+}
 
 /** Errors cross the thread boundary as name, code and message. */
 function summarize(error: unknown) {

@@ -39,6 +39,11 @@ export function createMetrics(openWebSockets: () => number) {
     labelNames: ["result"] as const,
     registers: [registry],
   });
+  const authWorkerRestarts = new Counter({
+    name: "authgate_auth_worker_restarts_total",
+    help: "Times the auth worker (Better Auth and the database) died and was replaced.",
+    registers: [registry],
+  });
   new Gauge({
     name: "authgate_websockets_open",
     help: "WebSockets relayed right now.",
@@ -58,6 +63,7 @@ export function createMetrics(openWebSockets: () => number) {
     },
     upstreamError: (kind: UpstreamErrorKind) => upstreamErrors.inc({ kind }),
     sessionLookup: (result: "hit" | "miss") => sessionCache.inc({ result }),
+    authWorkerRestarted: () => authWorkerRestarts.inc(),
     async render(): Promise<Response> {
       return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
     },
