@@ -48,7 +48,8 @@ http {
   const proc = Bun.spawn([binary, "-p", dir, "-c", join(dir, "nginx.conf")], { stdout: "ignore", stderr: "inherit" });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 400; i++) {
-    if (await fetch(url + "/api/ping").then((r) => r.ok, () => false)) break;
+    // Any answer (even a 401 from a gateway behind it) means nginx is listening.
+    if (await fetch(url + "/healthz").then(() => true, () => false)) break;
     await Bun.sleep(5);
   }
   return {

@@ -28,6 +28,17 @@ export class BadGateway extends GatewayError {
   }
 }
 
+/**
+ * The client's connection ended before the backend answered (it left, or Bun closed the
+ * connection: see "Pipelining" in the README). Nobody receives this answer; its status (nginx's
+ * 499) marks the request's log line, so it is not mistaken for a backend failure.
+ */
+export class ClientClosedRequest extends GatewayError {
+  constructor() {
+    super(499, "Client closed request");
+  }
+}
+
 export class GatewayTimeout extends GatewayError {
   readonly kind = "timeout";
   constructor() {

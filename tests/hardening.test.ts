@@ -3,6 +3,8 @@ import { useGateways } from "./helpers/fixture";
 import { sha256 } from "./helpers/backend";
 import { signUp, type RunningGateway } from "./helpers/gateway";
 import { releaseChunk } from "../src/proxy/body";
+import { startNginx } from "../bench/nginx";
+import { rawExchange } from "./helpers/raw-http";
 
 const TRUSTED_APP = "https://app.example.test";
 
@@ -369,5 +371,30 @@ describe("long and broken streams", () => {
     expect(line).toBeDefined();
     expect(line).not.toContain(fixture.backend.url);
     expect(line).not.toContain(new URL(fixture.backend.url).port);
+  });
+});
+
+const NGINX = Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` });
+if (!NGINX) console.warn("nginx is missing: skipping the pipelining-behind-nginx test");
+
+describe.skipIf(!NGINX)("pipelined requests behind nginx", () => {
+  // Bun's own server closes a connection with pipelined requests (see bad-input.test.ts and
+  // the README); nginx, which the README puts in front for TLS, takes them one at a time.
+  test("are answered in order, each authenticated and forwarded once", async () => {
+    const gw = await gatewayWith({});
+    const nginx = (await startNginx(gw.url))!;
+    fixture.defer(() => nginx.stop());
+    const { cookie, user } = await signUp(nginx.url);
+    const port = Number(new URL(nginx.url).port);
+    const id = crypto.randomUUID();
+    const paths = [1, 2, 3, 4].map((n) => `/api/in-order/${id}/${n}`);
+    const payload = paths.map((path) => [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, `Cookie: ${cookie}`, "", ""].join("\r\n")).join("");
+    const seen = await backendRequestsDuring(async () => {
+      const exchange = await rawExchange(port, payload, { responses: paths.length });
+      expect(exchange.responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(exchange.responses.map((r) => (JSON.parse(r.text) as { target: string }).target)).toEqual(paths);
+    });
+    expect(seen.map((r) => r.target)).toEqual(paths);
+    for (const request of seen) expect(request.claims?.sub).toBe(user.id);
   });
 });
