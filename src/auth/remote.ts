@@ -1,7 +1,7 @@
 import type { Config } from "../config";
 import { GatewayError } from "../errors";
 import type { Logger } from "../ops/log";
-import type { AuthOperations } from "./service";
+import type { AuthOperations, SessionLookup } from "./service";
 import { configToWire } from "./wire";
 
 /** "ok": answering; "restarting": died and being replaced; "stopped": closed by the gateway. */
@@ -30,8 +30,11 @@ export class AuthWorkerError extends Error {
 
 /** The auth worker cannot answer (it died and is being restarted, or it took too long): the client gets a 503. */
 export class AuthUnavailable extends GatewayError {
-  constructor(readonly reason: "restarting" | "stopped" | "timeout") {
-    super(503, "Authentication service unavailable");
+  constructor(
+    readonly reason: "restarting" | "stopped" | "timeout" | "failed",
+    cause?: unknown,
+  ) {
+    super(503, "Authentication service unavailable", { cause });
   }
 }
 
@@ -119,10 +122,11 @@ export async function startAuthWorker(
         else call.reject(new AuthWorkerError(message.error.name, message.error.message, message.error.code));
       };
       candidate.onerror = (event) => {
-        // An error the worker did not catch: it is about to end. Its message can quote source
-        // lines and data, so only its class is logged; "close" below does the rest.
-        const error = (event as ErrorEvent).error;
-        logger.error("auth worker error", { error: error instanceof Error ? error.name : "WorkerError" });
+        // An error the worker did not catch: it is about to end. Bun hands over only its
+        // formatted text, which quotes source lines and can quote data: just its code is kept
+        // (57P01 is PostgreSQL's "terminating connection"). "close" below does the rest.
+        const code = /\bcode: "([A-Za-z0-9_]{1,40})"/.exec((event as ErrorEvent).message ?? "")?.[1];
+        logger.error("auth worker error", { error: "WorkerError", ...(code && { code }) });
       };
       candidate.addEventListener("close", (event) => {
         const code = (event as CloseEvent).code;
@@ -188,7 +192,12 @@ export async function startAuthWorker(
 
   return {
     handle: (method, url, headers, body) => call("handle", [method, url, headers, body], body ? [body] : []),
-    getSession: (cookie, refresh) => call("getSession", [cookie, refresh]),
+    // A session that cannot be looked up (the database is down) is the auth service being
+    // unavailable, a 503 the client may retry, not an error of the gateway.
+    getSession: (cookie, refresh) =>
+      call<SessionLookup | null>("getSession", [cookie, refresh]).catch((error: unknown) => {
+        throw error instanceof AuthUnavailable ? error : new AuthUnavailable("failed", error);
+      }),
     signingKey: () => call("signingKey", []),
     newestKeyId: () => call("newestKeyId", []),
     openApiSchema: () => call("openApiSchema", []),

@@ -62,7 +62,18 @@ interface JwksRow {
 
 /** Opens the database, migrates it and creates Better Auth, in the calling thread. */
 export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
-  const db = openDatabase(config.databaseUrl, { onQuery, poolSize: config.databasePoolSize });
+  let lastConnectionWarning = 0;
+  const db = openDatabase(config.databaseUrl, {
+    onQuery,
+    poolSize: config.databasePoolSize,
+    onConnectionError(error) {
+      // One line per 10 s at most while the database restarts, not one per connection.
+      if (Date.now() - lastConnectionWarning < 10_000) return;
+      lastConnectionWarning = Date.now();
+      const code = (error as { code?: unknown })?.code;
+      logger.warn("database connection lost: the pool replaces it", { error: (error as Error)?.name, ...(typeof code === "string" && { code }) });
+    },
+  });
   let redis: RedisStorage | undefined;
   try {
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);

@@ -24,6 +24,8 @@ export interface DatabaseOptions {
   onQuery?: () => void;
   /** Connections in the PostgreSQL pool. @default 10 */
   poolSize?: number;
+  /** Told when a PostgreSQL connection fails outside a query (the server restarted). */
+  onConnectionError?(error: unknown): void;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -75,12 +77,19 @@ function openSqlite(databaseUrl: string, { onQuery }: DatabaseOptions): GatewayD
 /** Any constant: the key of the advisory lock authgate instances take while starting. */
 const STARTUP_LOCK_KEY = 0x61757468; // "auth"
 
-function openPostgres(databaseUrl: string, { onQuery, poolSize = 10 }: DatabaseOptions): GatewayDatabase {
+function openPostgres(databaseUrl: string, { onQuery, poolSize = 10, onConnectionError }: DatabaseOptions): GatewayDatabase {
   // At least 2: the start-up lock holds one connection while migrations use another.
   const pool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(2, poolSize) });
-  // An idle client's error (the server restarted) must not crash the process; the pool
-  // replaces the client, and queries report their own errors.
-  pool.on("error", () => {});
+  // A connection's error with nobody listening is thrown, and ends the auth worker. The pool
+  // listens only while a client is idle (pg-pool removes its listener at checkout); a checked-
+  // out client can get one too: PostgreSQL's "terminating connection" (57P01) arriving in the
+  // same read as the last reply of a query, before kysely has released the client, or the
+  // socket's end after a FATAL on a client handed to the next caller. Every client gets a
+  // listener of its own; pg has already marked it unusable, so the pool drops it on release,
+  // and the query in flight, if any, reports the error itself.
+  const lost = (error: unknown) => onConnectionError?.(error);
+  pool.on("error", lost);
+  pool.on("connect", (client) => client.on("error", lost));
   const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: onQuery && (() => onQuery()) });
 
   return {
