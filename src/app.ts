@@ -17,7 +17,7 @@ import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/heade
 import { pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
 import { checkProtocol } from "./proxy/protocol";
 import { backendBase, rawPathAndQuery } from "./proxy/target";
-import { createWebSocketRelay, type RelayData } from "./proxy/ws";
+import { checkHandshake, createWebSocketRelay, type RelayData } from "./proxy/ws";
 import { createMinter } from "./token/mint";
 import { createSigningKeys } from "./token/signing-key";
 
@@ -200,6 +200,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       method: serverRequest.method,
       url: serverRequest.url,
       host: serverRequest.headers.get("host"),
+      contentLength: serverRequest.headers.get("content-length"),
       ownHost: config.authUrl.host,
     });
     let request = serverRequest;
@@ -254,14 +255,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       response = jsonError(403, "Cross-origin request refused");
     }
     if (!response && proxied && isWebSocketUpgrade(request)) {
-      const identity = await identities.identify(request.headers);
-      if (!identity) response = jsonError(401, "Authentication required");
+      const handshake = checkHandshake(request.headers);
+      const identity = "problem" in handshake ? undefined : await identities.identify(request.headers);
+      if ("problem" in handshake) {
+        logger.info("WebSocket handshake refused", { requestId: context.requestId, reason: handshake.problem });
+        response = jsonError(400, "Invalid WebSocket handshake");
+      } else if (!identity) response = jsonError(401, "Authentication required");
       else {
         timeouts.awaitBackend(request);
         response = await relay.upgrade(request, bunServer, {
           url: wsBase + target,
           headers: upstreamRequestHeaders(request.headers, identity.token, context),
-          protocols: (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean),
+          protocols: handshake.protocols,
           requestId: context.requestId,
           sessionId: identity.sessionId,
           sessionHeaders: new Headers({ cookie: request.headers.get("cookie") ?? "" }),

@@ -33,6 +33,10 @@ describe("rawTargetProblem (the target as received)", () => {
     ["behind a backslash", api("a\\..\\b"), "/api/b", "dot segment"],
     ["with ;parameters, as Java servers read it", api("x", "..;", "auth"), "/api/x/..;/auth", "dot segment"],
     ["a ;parameter on a name", api("a;b", "c"), "/api/a;b/c", undefined],
+    // Bun's params keep a fragment; its request.url resolves the dot and drops the rest.
+    ["a . segment before #", api(".#items", "items"), "/api/", "fragment in the target"],
+    ["a .. segment before #", api("x", "..#"), "/api/", "fragment in the target"],
+    ["a fragment after a name", api("x#", "..", "y"), "/api/x", "fragment in the target"],
     ["an empty segment or too deep", { kind: "api-unchecked" }, "/api//x", `empty segment, or more than ${MAX_API_PATH_SEGMENTS} segments`],
     ["outside /api/ and still outside", { kind: "elsewhere" }, "/healthz", undefined],
     ["outside /api/ until resolved", { kind: "elsewhere" }, "/api/items", "dot segment"],

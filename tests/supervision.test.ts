@@ -48,7 +48,15 @@ describe("a worker that dies", () => {
     });
     expect(signIn.status).toBe(503);
     expect(await signIn.json()).toEqual({ error: "Authentication service unavailable" });
-    const handshake = await fetch(gw.url + "/api/ws", { headers: { cookie: uncached.cookie, upgrade: "websocket", connection: "upgrade" } });
+    const handshake = await fetch(gw.url + "/api/ws", {
+      headers: {
+        cookie: uncached.cookie,
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+      },
+    });
     expect(handshake.status).toBe(503);
     // A cached session is still served, with a JWT the backend verifies.
     const before = fixture.backend.received.length;

@@ -4,6 +4,7 @@ import type { Server, ServerWebSocket } from "bun";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { Feed } from "./helpers/feed";
+import { rawHttp } from "./helpers/raw-http";
 
 /**
  * WebSockets through the gateway against a real WebSocket backend that verifies the
@@ -274,6 +275,25 @@ describe("upgrades the gateway refuses", () => {
     const response = await fetch(gw.url + "/api/live", { headers: upgradeHeaders({ cookie, origin: "https://evil.example" }) });
     expect(response.status).toBe(403);
     expect(await response.json()).toEqual({ error: "Cross-origin request refused" });
+    expect(backend.requests.items.length).toBe(before);
+  });
+
+  test.each<[string, Record<string, string>]>([
+    ["a subprotocol that is not a token (the WebSocket client would throw: was a 500)", { "sec-websocket-protocol": "a b" }],
+    ["a non-ASCII subprotocol", { "sec-websocket-protocol": "\xe9" }],
+    ["no Sec-WebSocket-Key", { "sec-websocket-key": "" }],
+    ["a Sec-WebSocket-Key that is no 16-byte nonce", { "sec-websocket-key": "c2hvcnQ=" }],
+    ["another Sec-WebSocket-Version", { "sec-websocket-version": "8" }],
+  ])("%s → 400 before any backend connection is opened", async (_name, extra) => {
+    const before = backend.requests.items.length;
+    const headers = upgradeHeaders({ cookie, ...extra });
+    for (const [name, value] of Object.entries(headers)) if (value === "") delete headers[name];
+    // Raw, since fetch would refuse some of these values itself.
+    const port = Number(new URL(gw.url).port);
+    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+    const response = await rawHttp(port, [`GET /api/live HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...lines, "", ""].join("\r\n"));
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text)).toEqual({ error: "Invalid WebSocket handshake" });
     expect(backend.requests.items.length).toBe(before);
   });
 

@@ -33,6 +33,36 @@ const GATEWAY_OWNED = [
   CLIENT_IP_HEADER,
 ];
 
+/**
+ * Other headers that backends and frameworks read as "the client's address" or "how the
+ * client connected" (nginx's X-Real-IP, CDNs' client-IP headers, the rest of the
+ * X-Forwarded family). The gateway does not set them, and a client must not either: a backend
+ * that trusts one would take the client's word for its own address.
+ */
+const SPOOFABLE = [
+  "x-real-ip",
+  "x-client-ip",
+  "client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "x-cluster-client-ip",
+  "x-forwarded-port",
+  "x-forwarded-server",
+  "x-forwarded-ssl",
+  "x-forwarded-scheme",
+  "x-forwarded-prefix",
+];
+
+/** Every name above: CGI, PHP and WSGI read `X_Forwarded_For` as `X-Forwarded-For`, so underscore spellings go too. */
+const STRIPPED = new Set([...GATEWAY_OWNED, ...SPOOFABLE]);
+
+/**
+ * `Expect: 100-continue` was for the gateway: Bun has already told the client to go on, and
+ * the body is streamed to the backend either way.
+ */
+const ANSWERED_BY_GATEWAY = ["expect"];
+
 /** Better Auth's cookies (session token, cached session data, "don't remember me"). */
 const AUTH_COOKIE = /^(?:__Secure-|__Host-)?better-auth\./;
 
@@ -53,8 +83,18 @@ export function withoutAuthCookies(cookieHeader: string): string | null {
   const kept = cookieHeader
     .split(";")
     .map((pair) => pair.trim())
-    .filter((pair) => pair !== "" && !AUTH_COOKIE.test(cookieName(pair)));
+    .filter((pair) => pair !== "" && !namesAuthCookie(pair));
   return kept.length > 0 ? kept.join("; ") : null;
+}
+
+/**
+ * Whether a `;`-separated pair is, or hides, one of Better Auth's cookies. RFC 2965 separated
+ * cookies with commas, and backends that still read it that way would find the session cookie
+ * in `theme=dark, better-auth.session_token=…`: such a pair goes as a whole.
+ */
+function namesAuthCookie(pair: string): boolean {
+  if (AUTH_COOKIE.test(cookieName(pair))) return true;
+  return pair.includes(",") && pair.split(",").some((part) => AUTH_COOKIE.test(cookieName(part.trim())));
 }
 
 /** Better Auth's session cookie, with or without the prefix it gets on HTTPS. */
@@ -104,7 +144,11 @@ export interface Forwarding {
 export function upstreamRequestHeaders(incoming: Headers, token: string, forwarding: Forwarding): Headers {
   const headers = new Headers(incoming);
   removeHopByHop(headers);
-  for (const name of GATEWAY_OWNED) headers.delete(name);
+  for (const name of STRIPPED) headers.delete(name);
+  for (const name of ANSWERED_BY_GATEWAY) headers.delete(name);
+  for (const name of [...headers.keys()]) {
+    if (name.includes("_") && STRIPPED.has(name.replaceAll("_", "-"))) headers.delete(name);
+  }
   // A client's content-length is kept (the body streams with that length) unless the
   // client also sent transfer-encoding: fetch would send both, and the two would disagree.
   if (incoming.has("transfer-encoding")) headers.delete("content-length");

@@ -71,7 +71,8 @@ export function rawApiRoutes(): { pattern: string; kind: RawTarget["kind"] }[] {
 
 /**
  * Why a target, as received, is refused: a dot segment (`.`/`..` in any spelling, `..;x`
- * included, split at `/` and `\`, which Bun's params have already percent-decoded), an empty
+ * included, split at `/` and `\`, which Bun's params have already percent-decoded), a `#` in
+ * the path, an empty
  * segment or too many of them, or a path that only resolved into /api/. `undefined`: nothing
  * to refuse.
  * `resolvedPath` is `request.url`'s path.
@@ -80,6 +81,9 @@ export function rawTargetProblem(raw: RawTarget, resolvedPath: string): string |
   switch (raw.kind) {
     case "api":
       for (const segment of Object.values(raw.segments)) {
+        // A request target has no fragment (RFC 9112 §3.2), but Bun's params keep one while
+        // request.url resolves what precedes it: `/api/.#x` would reach the backend as `/api/`.
+        if (segment.includes("#")) return "fragment in the target";
         for (const piece of segment.split(/[/\\]/)) if (isDotSegment(piece)) return "dot segment";
       }
       return undefined;

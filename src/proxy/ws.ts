@@ -40,6 +40,26 @@ export interface RelayDeps {
   sessionCheckIntervalMs: number;
 }
 
+/** RFC 6455 §4.1: a 16-byte nonce, base64-encoded. */
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
+/** RFC 6455 §4.1: subprotocols are HTTP tokens, separated by commas. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * The client's WebSocket handshake, checked before the backend's socket is opened: what Bun
+ * would refuse to upgrade (no key, another version) or the WebSocket client would refuse to
+ * send (a subprotocol that is no token) is a 400 from the gateway, not a backend connection
+ * opened for nothing or a 500. Returns the offered subprotocols, or the problem.
+ */
+export function checkHandshake(headers: Headers): { protocols: string[] } | { problem: string } {
+  if (!WEBSOCKET_KEY.test(headers.get("sec-websocket-key") ?? "")) return { problem: "missing or invalid Sec-WebSocket-Key" };
+  if (headers.get("sec-websocket-version") !== "13") return { problem: "Sec-WebSocket-Version is not 13" };
+  const offered = headers.get("sec-websocket-protocol");
+  const protocols = offered === null ? [] : offered.split(",").map((p) => p.trim());
+  if (protocols.some((p) => !TOKEN.test(p))) return { problem: "invalid Sec-WebSocket-Protocol" };
+  return { protocols };
+}
+
 /** Close code for "policy violation": the session behind the socket ended. */
 export const SESSION_ENDED = 1008;
 
@@ -61,10 +81,17 @@ export function createWebSocketRelay({ logger, sessionIsValid, sessionCheckInter
   checker.unref();
 
   async function upgrade(request: Request, server: Server<RelayData>, target: UpgradeTarget): Promise<Response | undefined> {
-    const backend = new WebSocket(target.url, {
-      headers: Object.fromEntries(target.headers),
-      protocols: target.protocols,
-    } as unknown as string[]);
+    let backend: WebSocket;
+    try {
+      backend = new WebSocket(target.url, {
+        headers: Object.fromEntries(target.headers),
+        protocols: target.protocols,
+      } as unknown as string[]);
+    } catch (error) {
+      // checkHandshake has refused what the client could send to make this throw.
+      logger.error("WebSocket backend connection not opened", { requestId: target.requestId, error: (error as Error)?.name });
+      return jsonError(400, "Invalid WebSocket handshake");
+    }
     backend.binaryType = "arraybuffer";
     const opened = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), target.openTimeoutMs);
