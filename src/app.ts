@@ -254,13 +254,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     if (!response && proxied && crossSiteRefused(request, context)) {
       response = jsonError(403, "Cross-origin request refused");
     }
-    if (!response && proxied && isWebSocketUpgrade(request)) {
-      const handshake = checkHandshake(request.headers);
-      const identity = "problem" in handshake ? undefined : await identities.identify(request.headers);
-      if ("problem" in handshake) {
-        logger.info("WebSocket handshake refused", { requestId: context.requestId, reason: handshake.problem });
-        response = jsonError(400, "Invalid WebSocket handshake");
-      } else if (!identity) response = jsonError(401, "Authentication required");
+    const handshake = !response && proxied && isWebSocketUpgrade(request) ? checkHandshake(request.headers) : undefined;
+    if (handshake && "problem" in handshake) {
+      logger.info("WebSocket handshake refused", { requestId: context.requestId, reason: handshake.problem });
+      response = jsonError(400, "Invalid WebSocket handshake");
+    } else if (handshake) {
+      const identity = await identities.identify(request.headers);
+      if (!identity) response = jsonError(401, "Authentication required");
       else {
         timeouts.awaitBackend(request);
         response = await relay.upgrade(request, bunServer, {
@@ -464,7 +464,6 @@ interface AppDeps {
   /** After a sign-out or revocation through this instance: its cached sessions are dropped. */
   afterSignOut(): void;
 }
-
 
 function buildApp(deps: AppDeps) {
   const { auth, logger } = deps;

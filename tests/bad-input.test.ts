@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { sha256, startBackend, type TestBackend } from "./helpers/backend";
 import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
-import { Feed } from "./helpers/feed";
+import { Feed, until } from "./helpers/feed";
 import { rawExchange, rawHttp as rawHttpAt } from "./helpers/raw-http";
 import { createGateway } from "../src/app";
 import { loadConfig } from "../src/config";
@@ -539,9 +539,7 @@ describe("pipelining (raw)", () => {
         expect(exchange.leftover).toBe("");
       }
       // The first request did reach the gateway: wait for its log line.
-      while (!gw.logLines.some((line) => line.includes(`pipelined-${id}`) && line.includes('"msg":"request"'))) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await until(() => gw.logLines.some((line) => line.includes(`pipelined-${id}`) && line.includes('"msg":"request"')));
     });
     const lines = gw.logLines.filter((line) => line.includes(`pipelined-${id}`)).map((line) => JSON.parse(line) as Record<string, unknown>);
     for (const line of lines) expect(line.level).not.toBe("error");

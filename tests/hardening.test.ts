@@ -4,6 +4,7 @@ import { sha256 } from "./helpers/backend";
 import { signUp, type RunningGateway } from "./helpers/gateway";
 import { releaseChunk } from "../src/proxy/body";
 import { startNginx } from "../bench/nginx";
+import { metricsOf, sample } from "./helpers/metrics";
 import { rawExchange } from "./helpers/raw-http";
 
 const TRUSTED_APP = "https://app.example.test";
@@ -321,11 +322,7 @@ describe("long and broken streams", () => {
   test("a backend that fails mid-body is counted as an upstream reset and logged; a client that leaves is not", async () => {
     const counted = await gatewayWith({ METRICS_TOKEN: "metrics-secret-token" });
     const { cookie } = await signUp(counted.url);
-    const resets = async () => {
-      const text = await (await fetch(counted.url + "/metrics", { headers: { authorization: "Bearer metrics-secret-token" } })).text();
-      const line = text.split("\n").find((l) => l.startsWith('authgate_upstream_errors_total{kind="reset"} '));
-      return line === undefined ? 0 : Number(line.split(" ")[1]);
-    };
+    const resets = async () => sample(await metricsOf(counted.url), 'authgate_upstream_errors_total{kind="reset"}') ?? 0;
 
     // A client that goes away in the middle of a body: its cancellation is not the backend's failure.
     const client = new AbortController();

@@ -1,15 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { useGateways } from "./helpers/fixture";
 import { freePort, signUp } from "./helpers/gateway";
+import { sample } from "./helpers/metrics";
 
 const fixture = useGateways();
 const { gatewayWith } = fixture;
 
-/** The value of one Prometheus sample, e.g. `authgate_x_total{a="b"}`; undefined when absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe("readiness", () => {
   test("/readyz is 200 with every check ok, and 503 naming the check once the database is gone", async () => {

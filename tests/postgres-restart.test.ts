@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pg from "pg";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { until } from "./helpers/feed";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { postgresBinDir, startPrivatePostgres, type PrivatePostgres } from "./helpers/private-postgres";
 
@@ -16,10 +17,6 @@ if (!ENABLED) console.warn("TEST_POSTGRES_URL or PostgreSQL's server binaries ar
 
 const CYCLES = 10;
 
-/** Resolves once `condition` holds, checked after each turn of the event loop (no fixed sleep). */
-async function until(condition: () => boolean) {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
-}
 
 type Outcome = number | "hung" | "network error";
 

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { useGateways } from "./helpers/fixture";
-import { signUp, type RunningGateway } from "./helpers/gateway";
+import { until } from "./helpers/feed";
+import { signUp } from "./helpers/gateway";
+import { metricsOf, sample } from "./helpers/metrics";
 
 /**
  * The auth worker (Better Auth and the database, on their own thread) is supervised: when it
@@ -9,18 +11,6 @@ import { signUp, type RunningGateway } from "./helpers/gateway";
  */
 const fixture = useGateways();
 
-/** Resolves once `condition` holds, checked after each turn of the event loop (no fixed sleep). */
-async function until(condition: () => boolean) {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
-}
-
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-const metricsOf = async (gw: RunningGateway) =>
-  (await fetch(gw.url + "/metrics", { headers: { authorization: "Bearer metrics-secret-token" } })).text();
 
 describe("a worker that dies", () => {
   test("fails what needs it with 503, keeps serving cached sessions, says so in /readyz, and is replaced", async () => {
@@ -72,7 +62,7 @@ describe("a worker that dies", () => {
     await until(() => gw.gateway.auth.state === "ok");
     expect((await fetch(gw.url + "/api/after-restart", { headers: { cookie: uncached.cookie } })).status).toBe(200);
     expect((await fetch(gw.url + "/readyz")).status).toBe(200);
-    expect(sample(await metricsOf(gw), "authgate_auth_worker_restarts_total")).toBe(1);
+    expect(sample(await metricsOf(gw.url), "authgate_auth_worker_restarts_total")).toBe(1);
     // New sign-ups work on the replacement.
     const after = await signUp(gw.url);
     expect((await fetch(gw.url + "/api/new-user", { headers: { cookie: after.cookie } })).status).toBe(200);
@@ -92,7 +82,7 @@ describe("a worker that dies", () => {
       .map((line) => line.restartInMs);
     // Each death came right after a start: the backoff doubled each time.
     expect(delays).toEqual([40, 80, 160]);
-    expect(sample(await metricsOf(gw), "authgate_auth_worker_restarts_total")).toBe(3);
+    expect(sample(await metricsOf(gw.url), "authgate_auth_worker_restarts_total")).toBe(3);
     const { cookie } = await signUp(gw.url);
     expect((await fetch(gw.url + "/api/after-three", { headers: { cookie } })).status).toBe(200);
   }, 20_000);

@@ -18,3 +18,8 @@ export class Feed<T> {
     return new Promise((resolve) => this.waiters.push({ match, resolve }));
   }
 }
+
+/** Resolves once `condition` holds, checked after each turn of the event loop (no fixed sleep). */
+export async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
