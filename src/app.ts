@@ -5,13 +5,13 @@ import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "./auth/paths";
 import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
 import { startAuthWorker, type AuthWorker, type SupervisionOptions } from "./auth/remote";
 import type { Config } from "./config";
-import { AuthenticationRequired, BadGateway, GatewayError, GatewayTimeout, jsonError } from "./errors";
+import { AuthenticationRequired, BadGateway, ClientClosedRequest, GatewayError, GatewayTimeout, jsonError } from "./errors";
 import { createMetrics, routeClass, type Metrics } from "./ops/metrics";
 import { docsPlugin } from "./ops/docs";
 import { createLogger, describeError, type Logger } from "./ops/log";
 import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
 import { isCrossSiteRefused } from "./proxy/csrf";
-import { observedBody } from "./proxy/body";
+import { relayedBody } from "./proxy/body";
 import { forward } from "./proxy/forward";
 import { downstreamResponseHeaders, upstreamRequestHeaders } from "./proxy/headers";
 import { pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
@@ -548,9 +548,10 @@ function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metric
         // An event stream has no idle limit while it streams; the limit comes back when it ends.
         const eventStream = upstream.body !== null && isEventStream(upstream.headers);
         if (eventStream) connectionTimeouts.liftWhileStreaming(request);
-        const body =
-          upstream.body &&
-          observedBody(upstream.body, {
+        let body: Awaited<ReturnType<typeof relayedBody>>;
+        try {
+          body = await relayedBody(upstream, {
+            stream: eventStream,
             onEnd: eventStream ? () => connectionTimeouts.restore(request) : undefined,
             onError(error) {
               // A client that went away aborted the backend's request (and so its body): not the backend's failure.
@@ -559,6 +560,10 @@ function proxyRoutes({ config, identities, contextOf, connectionTimeouts, metric
               logger.warn("backend failed mid-body", { requestId: context.requestId, ...describeError(error) });
             },
           });
+        } catch (cause) {
+          // A small body read whole was cut short: nothing has been sent yet, so the client gets a clean answer.
+          throw request.signal.aborted ? new ClientClosedRequest() : new BadGateway(cause);
+        }
         // A Response built here (not Elysia's `set`) is passed to Bun untouched, so a
         // chunked or compressed body streams through byte for byte.
         return new Response(body, {

@@ -333,6 +333,7 @@ describe("long and broken streams", () => {
     await aborted;
     expect(await resets()).toBe(0);
 
+    // A streamed body (no Content-Length): the client's response ends early.
     const response = await fetch(counted.url + "/api/reset", { headers: { cookie, "x-request-id": "mid-body-1" } });
     expect(response.status).toBe(200);
     await response.arrayBuffer().catch(() => {});
@@ -340,6 +341,27 @@ describe("long and broken streams", () => {
     const line = counted.logLines.find((l) => l.includes("mid-body-1") && l.includes("backend failed mid-body"));
     expect(line).toBeDefined();
     expect(line).not.toContain(fixture.backend.url);
+
+    // A small body with a Content-Length is read whole first: cut short, it is a clean 502.
+    // (A backend of its own on a raw socket: Bun.serve would not announce more than it sends.)
+    const liar = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket) {
+          socket.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n0123456789");
+          socket.end();
+        },
+      },
+    });
+    fixture.defer(() => liar.stop(true));
+    const cut = await gatewayWith({ METRICS_TOKEN: "metrics-secret-token", BACKEND_API_URL: `http://127.0.0.1:${liar.port}` });
+    const cutCookie = (await signUp(cut.url)).cookie;
+    const short = await fetch(cut.url + "/api/short-body", { headers: { cookie: cutCookie, "x-request-id": "mid-body-2" } });
+    expect(short.status).toBe(502);
+    expect(await short.json()).toEqual({ error: "Backend unavailable" });
+    expect(sample(await metricsOf(cut.url), 'authgate_upstream_errors_total{kind="reset"}')).toBe(1);
+    expect(cut.logLines.some((l) => l.includes("mid-body-2") && l.includes("backend failed mid-body"))).toBe(true);
   });
 
   test("the header deadline starts after the upload: an upload slower than PROXY_TIMEOUT_MS succeeds", async () => {

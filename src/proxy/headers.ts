@@ -54,24 +54,35 @@ const SPOOFABLE = [
   "x-forwarded-prefix",
 ];
 
-/** Every name above: CGI, PHP and WSGI read `X_Forwarded_For` as `X-Forwarded-For`, so underscore spellings go too. */
-const STRIPPED = new Set([...GATEWAY_OWNED, ...SPOOFABLE]);
-
 /**
  * `Expect: 100-continue` was for the gateway: Bun has already told the client to go on, and
  * the body is streamed to the backend either way.
  */
 const ANSWERED_BY_GATEWAY = ["expect"];
 
+/**
+ * Every request header the gateway drops, whatever else it does. Underscore spellings of these
+ * go too: CGI, PHP and WSGI read `X_Forwarded_For` as `X-Forwarded-For`.
+ */
+const DROPPED = new Set([...HOP_BY_HOP, ...GATEWAY_OWNED, ...SPOOFABLE, ...ANSWERED_BY_GATEWAY]);
+
 /** Better Auth's cookies (session token, cached session data, "don't remember me"). */
 const AUTH_COOKIE = /^(?:__Secure-|__Host-)?better-auth\./;
 
+/** The header names a `Connection` value lists (hop-by-hop too), or undefined without one. */
+function namedInConnection(connection: string | null): Set<string> | undefined {
+  if (!connection) return undefined;
+  const names = new Set<string>();
+  for (const token of connection.split(",")) {
+    const name = token.trim().toLowerCase();
+    if (name) names.add(name);
+  }
+  return names;
+}
+
 export function removeHopByHop(headers: Headers): void {
   // Headers named in `Connection` are hop-by-hop too.
-  for (const token of (headers.get("connection") ?? "").split(",")) {
-    const name = token.trim().toLowerCase();
-    if (name) headers.delete(name);
-  }
+  for (const name of namedInConnection(headers.get("connection")) ?? []) headers.delete(name);
   for (const name of HOP_BY_HOP) headers.delete(name);
 }
 
@@ -143,11 +154,13 @@ export interface Forwarding {
  */
 export function upstreamRequestHeaders(incoming: Headers, token: string, forwarding: Forwarding): Headers {
   const headers = new Headers(incoming);
-  removeHopByHop(headers);
-  for (const name of STRIPPED) headers.delete(name);
-  for (const name of ANSWERED_BY_GATEWAY) headers.delete(name);
-  for (const name of [...headers.keys()]) {
-    if (name.includes("_") && STRIPPED.has(name.replaceAll("_", "-"))) headers.delete(name);
+  // One pass over the names the client sent, deleting only those present: cheaper on the hot
+  // path than deleting each of the ~30 dropped names in turn.
+  const connectionNamed = namedInConnection(incoming.get("connection"));
+  for (const name of incoming.keys()) {
+    if (DROPPED.has(name) || connectionNamed?.has(name) || (name.includes("_") && DROPPED.has(name.replaceAll("_", "-")))) {
+      headers.delete(name);
+    }
   }
   // A client's content-length is kept (the body streams with that length) unless the
   // client also sent transfer-encoding: fetch would send both, and the two would disagree.
