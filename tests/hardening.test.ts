@@ -273,6 +273,51 @@ describe("upload chunks are released once fetch has them", () => {
   });
 });
 
+describe("download chunks are released once Bun's writer has them", () => {
+  test("a large download read slowly, with stalls, arrives byte-identical", async () => {
+    // 24 MB of random bytes, streamed without a Content-Length (so through the observing
+    // stream), to a client that stops reading every 2 MB: the sockets fill up, and chunks are
+    // released while Bun still holds earlier bytes in its send buffer.
+    const payload = new Uint8Array(24 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+    const source = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch() {
+        let offset = 0;
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (offset >= payload.length) return controller.close();
+              controller.enqueue(payload.slice(offset, offset + 100_003)); // odd sizes, so chunk edges move
+              offset += 100_003;
+            },
+          }),
+          { headers: { "content-type": "application/octet-stream" } },
+        );
+      },
+    });
+    fixture.defer(() => source.stop(true));
+    const gw = await gatewayWith({ BACKEND_API_URL: source.url.href.replace(/\/$/, "") });
+    const { cookie } = await signUp(gw.url);
+    const response = await fetch(gw.url + "/api/download", { headers: { cookie } });
+    expect(response.headers.get("content-length")).toBeNull();
+    const hasher = new Bun.CryptoHasher("sha256");
+    let bytes = 0;
+    let nextStall = 2 * 1024 * 1024;
+    for await (const chunk of response.body!) {
+      hasher.update(chunk);
+      bytes += chunk.byteLength;
+      if (bytes >= nextStall) {
+        nextStall += 2 * 1024 * 1024;
+        await Bun.sleep(20); // a slow consumer, not a wait for an event
+      }
+    }
+    expect(bytes).toBe(payload.length);
+    expect(hasher.digest("hex")).toBe(sha256(payload));
+  });
+});
+
 describe("long and broken streams", () => {
   let gw: RunningGateway;
   let cookie: string;
