@@ -339,7 +339,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         metricsServer = Bun.serve({
           port: config.metricsPort,
           hostname: config.host,
-          fetch: (request) => (new URL(request.url).pathname === "/metrics" ? metrics.render() : jsonError(404, "Not found")),
+          // request.url is relative when the Host was unusable: compare the target as a string.
+          fetch: (request) => (rawPathAndQuery(request.url).split("?", 1)[0] === "/metrics" ? metrics.render() : jsonError(404, "Not found")),
+          error: (error) => lastResort(new Request("http://gateway.invalid/"), error),
         });
       }
       return server;

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { useGateways } from "./helpers/fixture";
 import { freePort, signUp } from "./helpers/gateway";
 import { sample } from "./helpers/metrics";
+import { rawHttp } from "./helpers/raw-http";
 
 const fixture = useGateways();
 const { gatewayWith } = fixture;
@@ -75,6 +76,10 @@ describe("metrics", () => {
     expect(response.status).toBe(200);
     expect(await response.text()).toContain("# TYPE authgate_http_requests_total counter");
     expect((await fetch(`http://127.0.0.1:${metricsPort}/api/x`)).status).toBe(404);
+    // An unusable Host (Bun leaves request.url relative) is still answered, never with Bun's error page.
+    const raw = await rawHttp(metricsPort, "GET /metrics HTTP/1.1\r\nHost: \r\n\r\n");
+    expect(raw.status).toBe(200);
+    expect(raw.text).toContain("authgate_http_requests_total");
   });
 });
 
