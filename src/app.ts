@@ -179,14 +179,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
    * `error` handler): the generic JSON 500, never Bun's default page, which shows the source
    * and the working directory. Nothing here may throw again, logging included.
    */
-  function lastResort(request: Request, error: unknown, counted = false): Response {
+  function lastResort(request: Request | undefined, error: unknown, counted = false): Response {
     // A GatewayError thrown before the app (the auth worker is down during a WebSocket
     // handshake) keeps its status; anything else is a 500.
     const known = error instanceof GatewayError ? error : undefined;
     try {
-      const context = contexts.get(request);
+      const context = request && contexts.get(request);
       logger.error(known?.publicMessage ?? "Unhandled error", { requestId: context?.requestId, ...describeError(error) });
-      if (counted && !context?.outcome.answered) metrics.requestAnswered("other", request.method, known?.status ?? 500, 0);
+      if (counted && request && !context?.outcome.answered) metrics.requestAnswered("other", request.method, known?.status ?? 500, 0);
     } catch {
       // The logger or the metrics failed too: the client still gets its answer.
     }
@@ -332,7 +332,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         ),
         fetch: (request, bunServer) => handle(request, bunServer, { kind: "elsewhere" }),
         // Last resort for anything that escapes `handle`: never Bun's default error page.
-        error: (error) => lastResort(new Request("http://gateway.invalid/"), error),
+        error: (error) => lastResort(undefined, error),
         websocket: relay.websocket,
       });
       if (config.metricsPort !== undefined) {
@@ -341,7 +341,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           hostname: config.host,
           // request.url is relative when the Host was unusable: compare the target as a string.
           fetch: (request) => (rawPathAndQuery(request.url).split("?", 1)[0] === "/metrics" ? metrics.render() : jsonError(404, "Not found")),
-          error: (error) => lastResort(new Request("http://gateway.invalid/"), error),
+          error: (error) => lastResort(undefined, error),
         });
       }
       return server;

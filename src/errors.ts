@@ -52,3 +52,13 @@ export function jsonError(status: number, message: string): Response {
     headers: { "content-type": "application/json; charset=utf-8" },
   });
 }
+
+/** What may be logged about a failure: its class and code, not its message (which can hold a URL). */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { error: typeof error };
+  const described: Record<string, unknown> = { error: error.name };
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") described.code = code;
+  if (error.cause !== undefined) described.cause = describeError(error.cause);
+  return described;
+}

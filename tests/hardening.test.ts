@@ -26,6 +26,29 @@ function within<T>(ms: number, promise: Promise<T>): Promise<T | "timeout"> {
   );
 }
 
+/** Random bytes (getRandomValues fills at most 64 KB at a time). */
+function randomPayload(size: number): Uint8Array {
+  const payload = new Uint8Array(size);
+  for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+  return payload;
+}
+
+/** Reads a stream as a slow consumer would, stopping every 2 MB, so the sockets behind it fill up; its size and sha256. */
+async function readSlowly(stream: ReadableStream<Uint8Array>): Promise<{ bytes: number; sha256: string }> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let bytes = 0;
+  let nextStall = 2 * 1024 * 1024;
+  for await (const chunk of stream) {
+    hasher.update(chunk);
+    bytes += chunk.byteLength;
+    if (bytes >= nextStall) {
+      nextStall += 2 * 1024 * 1024;
+      await Bun.sleep(20); // a slow consumer, not a wait for an event
+    }
+  }
+  return { bytes, sha256: hasher.digest("hex") };
+}
+
 describe("forwarding headers", () => {
   let plain: RunningGateway;
   let behindProxy: RunningGateway;
@@ -240,25 +263,13 @@ describe("upload chunks are released once fetch has them", () => {
       port: 0,
       hostname: "127.0.0.1",
       async fetch(request) {
-        const hasher = new Bun.CryptoHasher("sha256");
-        let bytes = 0;
-        let nextStall = 2 * 1024 * 1024;
-        for await (const chunk of request.body!) {
-          hasher.update(chunk);
-          bytes += chunk.byteLength;
-          if (bytes >= nextStall) {
-            nextStall += 2 * 1024 * 1024;
-            await Bun.sleep(20); // a slow consumer, not a wait for an event
-          }
-        }
-        return Response.json({ bytes, sha256: hasher.digest("hex") });
+        return Response.json(await readSlowly(request.body!));
       },
     });
     fixture.defer(() => slow.stop(true));
     const gw = await gatewayWith({ BACKEND_API_URL: slow.url.href.replace(/\/$/, "") });
     const { cookie } = await signUp(gw.url);
-    const payload = new Uint8Array(24 * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+    const payload = randomPayload(24 * 1024 * 1024);
     let offset = 0;
     const body = new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -278,8 +289,7 @@ describe("download chunks are released once Bun's writer has them", () => {
     // 24 MB of random bytes, streamed without a Content-Length (so through the observing
     // stream), to a client that stops reading every 2 MB: the sockets fill up, and chunks are
     // released while Bun still holds earlier bytes in its send buffer.
-    const payload = new Uint8Array(24 * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+    const payload = randomPayload(24 * 1024 * 1024);
     const source = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
@@ -302,19 +312,7 @@ describe("download chunks are released once Bun's writer has them", () => {
     const { cookie } = await signUp(gw.url);
     const response = await fetch(gw.url + "/api/download", { headers: { cookie } });
     expect(response.headers.get("content-length")).toBeNull();
-    const hasher = new Bun.CryptoHasher("sha256");
-    let bytes = 0;
-    let nextStall = 2 * 1024 * 1024;
-    for await (const chunk of response.body!) {
-      hasher.update(chunk);
-      bytes += chunk.byteLength;
-      if (bytes >= nextStall) {
-        nextStall += 2 * 1024 * 1024;
-        await Bun.sleep(20); // a slow consumer, not a wait for an event
-      }
-    }
-    expect(bytes).toBe(payload.length);
-    expect(hasher.digest("hex")).toBe(sha256(payload));
+    expect(await readSlowly(response.body!)).toEqual({ bytes: payload.length, sha256: sha256(payload) });
   });
 });
 

@@ -2,6 +2,7 @@ import { APIError } from "better-auth/api";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { sql } from "kysely";
 import type { Config } from "../config";
+import { describeError } from "../errors";
 import { openDatabase } from "../db";
 import { createRedisStorage, type RedisStorage } from "../db/redis";
 import type { Logger } from "../ops/log";
@@ -70,8 +71,7 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
       // One line per 10 s at most while the database restarts, not one per connection.
       if (Date.now() - lastConnectionWarning < 10_000) return;
       lastConnectionWarning = Date.now();
-      const code = (error as { code?: unknown })?.code;
-      logger.warn("database connection lost: the pool replaces it", { error: (error as Error)?.name, ...(typeof code === "string" && { code }) });
+      logger.warn("database connection lost: the pool replaces it", describeError(error));
     },
   });
   let redis: RedisStorage | undefined;

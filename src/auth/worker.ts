@@ -3,6 +3,7 @@
  * thread and heap. The proxy thread asks it for what a cache miss needs (a session lookup, a
  * signing key) and hands it /api/auth/* requests. See src/auth/remote.ts for the other side.
  */
+import { describeError } from "../errors";
 import type { Logger } from "../ops/log";
 import { configFromWire, type WireConfig } from "./wire";
 import { createAuthOperations, type AuthOperations } from "./service";
@@ -27,7 +28,7 @@ let operations: AuthOperations | undefined;
 // driver) ends a Bun worker, and with it every session lookup until it is replaced: it is
 // logged (its class and code only; messages can carry data) and the worker goes on.
 process.on("unhandledRejection", (reason) => {
-  logger.error("auth worker: unhandled rejection", describe(reason));
+  logger.error("auth worker: unhandled rejection", describeError(reason));
 });
 
 self.onmessage = async (event: MessageEvent) => {
@@ -52,12 +53,6 @@ self.onmessage = async (event: MessageEvent) => {
     self.postMessage({ id: message.id, ok: false, error: summarize(error) });
   }
 };
-
-function describe(reason: unknown): Record<string, unknown> {
-  if (!(reason instanceof Error)) return { error: typeof reason };
-  const code = (reason as { code?: unknown }).code;
-  return { error: reason.name, ...(typeof code === "string" && { code }) };
-}
 
 /** Errors cross the thread boundary as name, code and message. */
 function summarize(error: unknown) {

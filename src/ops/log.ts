@@ -51,12 +51,5 @@ function bufferedStderr() {
   };
 }
 
-/** What may be logged about a failure: its class and code, not its message (which can hold a URL). */
-export function describeError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { error: typeof error };
-  const described: Record<string, unknown> = { error: error.name };
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string") described.code = code;
-  if (error.cause !== undefined) described.cause = describeError(error.cause);
-  return described;
-}
+/** Kept here for the proxy thread's imports; it lives in ../errors so the auth worker can use it without pino. */
+export { describeError } from "../errors";

@@ -261,10 +261,8 @@ export function startRawBackend(): RawBackend {
           continue;
         }
         case "chunk-size": {
-          const end = connection.buffer.indexOf("\r\n");
-          if (end === -1) return;
-          const line = connection.buffer.toString("latin1", 0, end);
-          connection.buffer = connection.buffer.subarray(end + 2);
+          const line = takeLine(connection);
+          if (line === undefined) return;
           const match = /^([0-9A-Fa-f]{1,15})[ \t]*(;.*)?$/.exec(line);
           if (!match || /[\r\n\0]/.test(line)) {
             request.violations.push(`bad chunk size line ${JSON.stringify(line)}`);
@@ -276,10 +274,8 @@ export function startRawBackend(): RawBackend {
           continue;
         }
         case "trailers": {
-          const end = connection.buffer.indexOf("\r\n");
-          if (end === -1) return;
-          const line = connection.buffer.toString("latin1", 0, end);
-          connection.buffer = connection.buffer.subarray(end + 2);
+          const line = takeLine(connection);
+          if (line === undefined) return;
           if (line === "") connection.body = { kind: "none" };
           else checkControls("trailer", line, request.violations);
           continue;
@@ -332,6 +328,15 @@ export function startRawBackend(): RawBackend {
       open.clear();
     },
   };
+}
+
+/** The next CRLF-terminated line of the connection's buffer (consumed), or undefined until it has arrived. */
+function takeLine(connection: Connection): string | undefined {
+  const end = connection.buffer.indexOf("\r\n");
+  if (end === -1) return undefined;
+  const line = connection.buffer.toString("latin1", 0, end);
+  connection.buffer = connection.buffer.subarray(end + 2);
+  return line;
 }
 
 /** CR, LF and NUL must never appear inside a line; they are what header injection is made of. */
