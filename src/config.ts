@@ -1,5 +1,7 @@
 import { LOG_LEVELS, type LogLevel } from "./ops/log";
 import { compileTrustedProxies } from "./ops/request-context";
+import { configFilePath, resolveRoutes, routesFromFile, type RouteDefaults } from "./routes/config-file";
+import type { Route } from "./routes/table";
 
 /**
  * Configuration is read from the environment once, at start-up, into a frozen object.
@@ -11,8 +13,10 @@ export interface Config {
   readonly port: number;
   /** Listen address. @default "0.0.0.0" */
   readonly host: string;
-  /** Origin (and optional path prefix) that proxied `/api/*` requests go to. Server-side only. */
-  readonly backendUrl: URL;
+  /** The route table (src/routes/config-file.ts): CONFIG_FILE's, or the one the environment implies. */
+  readonly routes: readonly Route[];
+  /** CONFIG_FILE as an absolute path (what SIGHUP re-reads); undefined: none. */
+  readonly configFile: string | undefined;
   /** SQLite file path, or a `postgres://` URL. @default "./data/authgate.db" */
   readonly databaseUrl: string;
   /** Connections in the PostgreSQL pool. @default 10 */
@@ -93,7 +97,13 @@ function timeSpanSeconds(span: string): number {
   return Math.round(Number(amount) * UNIT_SECONDS[key]!);
 }
 
-export function loadConfig(env: Env): Config {
+/** What a route leaves out comes from the environment (also for describeRoutes: what is not worth printing). */
+export function routeDefaults(config: Pick<Config, "proxyTimeoutMs" | "maxBodyBytes" | "authUrl">): RouteDefaults {
+  return { proxyTimeoutMs: config.proxyTimeoutMs, maxBodyBytes: config.maxBodyBytes, audience: config.authUrl.origin };
+}
+
+/** `cwd`: what CONFIG_FILE and STATIC_DIR are relative to. */
+export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   const problems: string[] = [];
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
@@ -132,9 +142,6 @@ export function loadConfig(env: Env): Config {
 
   const port = integer("PORT", 3000, 0, 65535);
   const host = read("HOST") ?? "0.0.0.0";
-  const backendUrl =
-    httpUrl("BACKEND_API_URL", read("BACKEND_API_URL") ?? "http://localhost:8080") ??
-    new URL("http://localhost:8080");
 
   const authUrlRaw = read("BETTER_AUTH_URL") ?? `http://localhost:${port}`;
   const authUrlParsed = httpUrl("BETTER_AUTH_URL", authUrlRaw);
@@ -217,10 +224,17 @@ export function loadConfig(env: Env): Config {
     problems.push(`JWKS_ROTATION_DAYS must be a positive number of days, got "${rotationRaw}"`);
   }
 
+  const proxyTimeoutMs = integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000);
+  const maxBodyBytes = integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER);
+  const configFile = configFilePath(env, cwd);
+  // BACKEND_API_URL is validated (with the messages it always had) where it becomes the "api" route.
+  const routes = resolveRoutes(env, routeDefaults({ proxyTimeoutMs, maxBodyBytes, authUrl }), problems, cwd);
+
   const config: Config = {
     port,
     host,
-    backendUrl,
+    routes: Object.freeze(routes),
+    configFile,
     databaseUrl: read("DATABASE_URL") ?? "./data/authgate.db",
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 2, 1000),
     redisUrl,
@@ -229,13 +243,13 @@ export function loadConfig(env: Env): Config {
     authSecret,
     authUrl,
     trustedOrigins: Object.freeze(trustedOrigins),
-    proxyTimeoutMs: integer("PROXY_TIMEOUT_MS", 30_000, 1, 3_600_000),
+    proxyTimeoutMs,
     jwtExpiration,
     jwtLifetimeSeconds,
     sessionCacheSeconds: integer("SESSION_CACHE_SECONDS", 5, 0, 3600),
     sessionCacheEntries: integer("SESSION_CACHE_ENTRIES", 10_000, 1, 10_000_000),
     trustedProxies: Object.freeze(trustedProxies),
-    maxBodyBytes: integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER),
+    maxBodyBytes,
     rateLimit,
     logLevel,
     metricsPort: read("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 1, 65535),
@@ -245,4 +259,19 @@ export function loadConfig(env: Env): Config {
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/**
+ * The route table again, for SIGHUP: config.configFile re-read with the start-up defaults.
+ * Only the file: the environment was checked at start-up and cannot change under a running
+ * process. Without a file
+ * there is nothing to re-read and the table stays. Throws a ConfigError with every problem;
+ * the caller then keeps the table it has.
+ */
+export function reloadRoutes(config: Config): Route[] {
+  if (config.configFile === undefined) return [...config.routes];
+  const problems: string[] = [];
+  const routes = routesFromFile(config.configFile, routeDefaults(config), problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return routes;
 }

@@ -19,6 +19,13 @@ export class AuthenticationRequired extends GatewayError {
   }
 }
 
+/** Signed in, but the route's `allow` admits nobody like the caller. */
+export class Forbidden extends GatewayError {
+  constructor() {
+    super(403, "Forbidden");
+  }
+}
+
 export class BadGateway extends GatewayError {
   /** "reset" when the connection was cut, "refused" for every other failure to get an answer. */
   readonly kind: "refused" | "reset";

@@ -6,7 +6,10 @@ export const VERSION: string = pkg.version;
 const VARIABLES: [string, string, string][] = [
   ["PORT", "3000", "listen port"],
   ["HOST", "0.0.0.0", "listen address"],
+  ["CONFIG_FILE", "-", "route table file (.toml, .yaml, .yml, .json), re-read on SIGHUP; not with the next three"],
   ["BACKEND_API_URL", "http://localhost:8080", "where /api/* is forwarded (server-side only)"],
+  ["STATIC_DIR", "-", "serve this directory at / as a single-page app, without sign-in"],
+  ["FRONTEND_URL", "-", "forward / to this dev server, without sign-in (not with STATIC_DIR)"],
   ["DATABASE_URL", "./data/authgate.db", "SQLite file path, or a postgres:// URL"],
   ["DATABASE_POOL_SIZE", "10", "PostgreSQL connections per instance"],
   ["REDIS_URL", "-", "redis:// URL: Better Auth's secondary storage (sessions, rate limits)"],
@@ -38,6 +41,7 @@ Usage:
   authgate [start]       start the gateway (migrates the database first)
   authgate migrate       create or update the database schema, then exit
   authgate healthcheck   exit 0 if the gateway on PORT answers GET /healthz, 1 otherwise
+  authgate check-config  validate the configuration, print the route table; exit 0 or 1
   authgate --version     print the version
   authgate --help        print this help
 

@@ -1,9 +1,10 @@
 import { createGateway } from "./app";
 import { AuthWorkerError } from "./auth/remote";
 import { createAuthOperations } from "./auth/service";
-import { ConfigError, loadConfig, type Config } from "./config";
+import { ConfigError, loadConfig, routeDefaults, type Config } from "./config";
 import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
+import { describeRoutes } from "./routes/config-file";
 
 function readConfig(): Config {
   try {
@@ -45,6 +46,11 @@ async function main(argv: string[]): Promise<void> {
   if (command === "--version" || command === "-v") return void console.log(VERSION);
   if (command === "--help" || command === "-h" || command === "help") return void console.log(helpText());
   const config = readConfig();
+  if (command === "check-config") {
+    // readConfig has printed every problem and exited 1 if there was one.
+    process.stdout.write(describeRoutes(config.routes, routeDefaults(config)));
+    return;
+  }
   const logger = createLogger(config.logLevel);
 
   if (command === "migrate") {
@@ -64,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(healthy ? 0 : 1);
   }
   if (command !== "start") {
-    console.error(`authgate: unknown command "${command}" (expected "start", "migrate" or "healthcheck"; see --help)`);
+    console.error(`authgate: unknown command "${command}" (expected "start", "migrate", "check-config" or "healthcheck"; see --help)`);
     process.exit(1);
   }
 
@@ -72,7 +78,9 @@ async function main(argv: string[]): Promise<void> {
   const authWorkerUrl = new URL("./auth/worker.ts", import.meta.url).href;
   const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger, authWorkerUrl }));
   const server = gateway.listen();
-  logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, backend: "configured" });
+  logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, routes: gateway.routes.map((route) => route.name) });
+  // SIGHUP re-reads CONFIG_FILE: a valid table replaces the current one, an invalid one is logged and ignored.
+  process.on("SIGHUP", () => void gateway.reload());
 
   const shutdown = async (signal: string) => {
     logger.info("shutting down", { signal, timeoutMs: config.shutdownTimeoutMs });

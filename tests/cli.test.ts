@@ -121,7 +121,54 @@ describe("configuration errors", () => {
       const dir = freshDir();
       const run = await runCli(["serve"], { NODE_ENV: "development", DATABASE_URL: join(dir, "authgate.db") });
       expect(run.code).toBe(1);
-      expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start", "migrate" or "healthcheck"; see --help)']);
+      expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start", "migrate", "check-config" or "healthcheck"; see --help)']);
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe("check-config", () => {
+  test(
+    "a valid table: exit 0, the resolved table on stdout, the database untouched",
+    async () => {
+      const dir = freshDir();
+      mkdirSync(join(dir, "dist"));
+      writeFileSync(
+        join(dir, "authgate.toml"),
+        '[[routes]]\nname = "api"\npath = "/api"\nupstream = "http://127.0.0.1:9/v1"\n\n[[routes]]\nname = "app"\npath = "/"\nstatic = "./dist"\nspa = true\nauth = "none"\n',
+      );
+      const databasePath = join(dir, "authgate.db");
+      const run = await runCli(["check-config"], { CONFIG_FILE: join(dir, "authgate.toml"), DATABASE_URL: databasePath });
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      const [api, app] = lines(run.stdout);
+      expect(api).toMatch(/^\[0\] api\s+\/api\s+→ http:\/\/127\.0\.0\.1:9\/v1\s+auth = required$/);
+      expect(app).toMatch(new RegExp(`^\\[1\\] app\\s+/\\s+→ static ${join(dir, "dist")} \\(spa\\)\\s+auth = none$`));
+      expect(existsSync(databasePath)).toBe(false);
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "an invalid table: exit 1, every problem on its own line with the field's path, nothing on stdout",
+    async () => {
+      const dir = freshDir();
+      writeFileSync(
+        join(dir, "authgate.yaml"),
+        "routes:\n  - name: api\n    path: /api\n    upstream: ftp://x\n    auth: requried\n  - name: api\n    path: /healthz\n    static: ./missing\n    strip_prefx: true\n",
+      );
+      const run = await runCli(["check-config"], { CONFIG_FILE: join(dir, "authgate.yaml"), PORT: "abc" });
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe("");
+      expect(lines(run.stderr)).toEqual([
+        'authgate: PORT must be a whole number from 0 to 65535, got "abc"',
+        'authgate: routes[0].auth: must be "required", "optional" or "none", got "requried"',
+        "authgate: routes[0].upstream: not an http(s) URL",
+        'authgate: routes[1]: unknown key "strip_prefx"',
+        'authgate: routes[1].name: "api" is also routes[0]\'s name',
+        'authgate: routes[1].path: "/healthz" is reserved for the gateway',
+        `authgate: routes[1].static: ${join(dir, "missing")} is not a directory`,
+      ]);
     },
     TIMEOUT_MS,
   );

@@ -23,7 +23,7 @@ describe("loadConfig defaults", () => {
   test.each<[string, (c: Config) => unknown, unknown]>([
     ["port", (c) => c.port, 3000],
     ["host", (c) => c.host, "0.0.0.0"],
-    ["backendUrl", (c) => c.backendUrl.href, "http://localhost:8080/"],
+    ["the one route: /api → BACKEND_API_URL's default", (c) => c.routes.map((r) => `${r.name} ${r.path} ${r.kind === "upstream" ? r.upstream.href : ""} ${r.auth}`), ["api /api http://localhost:8080/ required"]],
     ["databaseUrl", (c) => c.databaseUrl, "./data/authgate.db"],
     ["authSecret", (c) => c.authSecret, undefined],
     ["authUrl", (c) => c.authUrl.href, "http://localhost:3000/"],
@@ -43,7 +43,7 @@ describe("loadConfig defaults", () => {
     const blank = loadConfig({ PORT: "", HOST: "  ", BACKEND_API_URL: "", JWT_EXPIRATION: " " });
     expect(blank.port).toBe(3000);
     expect(blank.host).toBe("0.0.0.0");
-    expect(blank.backendUrl.href).toBe("http://localhost:8080/");
+    expect(blank.routes[0]).toMatchObject({ upstream: new URL("http://localhost:8080/") });
     expect(blank.jwtExpiration).toBe("15m");
   });
 });
@@ -55,8 +55,8 @@ describe("loadConfig overrides", () => {
     ["PORT 65535", { PORT: "65535" }, (c) => c.port, 65535],
     ["PORT with surrounding spaces", { PORT: " 9000 " }, (c) => c.port, 9000],
     ["HOST", { HOST: "127.0.0.1" }, (c) => c.host, "127.0.0.1"],
-    ["BACKEND_API_URL", { BACKEND_API_URL: "https://api.internal:9443" }, (c) => c.backendUrl.href, "https://api.internal:9443/"],
-    ["BACKEND_API_URL with a path prefix", { BACKEND_API_URL: "http://b/v1/" }, (c) => c.backendUrl.href, "http://b/v1/"],
+    ["BACKEND_API_URL", { BACKEND_API_URL: "https://api.internal:9443" }, (c) => (c.routes[0]!.kind === "upstream" ? c.routes[0]!.upstream.href : ""), "https://api.internal:9443/"],
+    ["BACKEND_API_URL with a path prefix", { BACKEND_API_URL: "http://b/v1/" }, (c) => (c.routes[0]!.kind === "upstream" ? c.routes[0]!.upstream.href : ""), "http://b/v1/"],
     ["DATABASE_URL", { DATABASE_URL: "/var/lib/authgate/db.sqlite" }, (c) => c.databaseUrl, "/var/lib/authgate/db.sqlite"],
     ["BETTER_AUTH_SECRET", { BETTER_AUTH_SECRET: "s".repeat(40) }, (c) => c.authSecret, "s".repeat(40)],
     ["BETTER_AUTH_URL", { BETTER_AUTH_URL: "https://auth.example.com" }, (c) => c.authUrl.href, "https://auth.example.com/"],

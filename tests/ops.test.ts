@@ -46,15 +46,15 @@ describe("metrics", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toStartWith("text/plain");
     const text = await response.text();
-    expect(sample(text, 'authgate_http_requests_total{route="proxy",method="GET",status="2xx"}')).toBe(3);
-    expect(sample(text, 'authgate_http_requests_total{route="proxy",method="GET",status="4xx"}')).toBe(1);
-    expect(sample(text, 'authgate_http_requests_total{route="proxy",method="GET",status="5xx"}')).toBe(1);
+    expect(sample(text, 'authgate_http_requests_total{route="api",method="GET",status="2xx"}')).toBe(3);
+    expect(sample(text, 'authgate_http_requests_total{route="api",method="GET",status="4xx"}')).toBe(1);
+    expect(sample(text, 'authgate_http_requests_total{route="api",method="GET",status="5xx"}')).toBe(1);
     expect(sample(text, 'authgate_http_requests_total{route="auth",method="POST",status="2xx"}')).toBe(1);
     expect(sample(text, 'authgate_upstream_errors_total{kind="timeout"}')).toBe(1);
     // The first proxied request missed the cache, the next three hit it.
     expect(sample(text, 'authgate_session_cache_total{result="miss"}')).toBe(1);
     expect(sample(text, 'authgate_session_cache_total{result="hit"}')).toBe(3);
-    expect(sample(text, 'authgate_http_request_duration_seconds_count{route="proxy"}')).toBe(5);
+    expect(sample(text, 'authgate_http_request_duration_seconds_count{route="api"}')).toBe(5);
     // The metrics request itself is in flight while it is answered.
     expect(sample(text, "authgate_http_requests_in_flight")).toBe(1);
     expect(sample(text, "authgate_websockets_open")).toBe(0);

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { MAX_API_PATH_SEGMENTS, pathProblem, rawApiRoutes, rawTargetProblem, type RawTarget } from "../src/proxy/path";
+import { MAX_PATH_SEGMENTS, pathProblem, rawRoutes, rawTargetProblem, type RawTarget } from "../src/proxy/path";
 
 describe("pathProblem (request.url's path)", () => {
   test.each<[string, string | undefined]>([
@@ -21,7 +21,8 @@ describe("pathProblem (request.url's path)", () => {
 });
 
 describe("rawTargetProblem (the target as received)", () => {
-  const api = (...segments: string[]): RawTarget => ({ kind: "api", segments: Object.fromEntries(segments.map((s, i) => [`s${i}`, s])) });
+  const api = (...segments: string[]): RawTarget => ({ kind: "checked", segments: Object.fromEntries(["api", ...segments].map((s, i) => [`s${i}`, s])) });
+  const at = (...segments: string[]): RawTarget => ({ kind: "checked", segments: Object.fromEntries(segments.map((s, i) => [`s${i}`, s])) });
   test.each<[string, RawTarget, string, string | undefined]>([
     ["plain segments", api("users", "42"), "/api/users/42", undefined],
     ["dots inside names", api("..x", ".hidden", "x.."), "/api/..x/.hidden/x..", undefined],
@@ -37,22 +38,26 @@ describe("rawTargetProblem (the target as received)", () => {
     ["a . segment before #", api(".#items", "items"), "/api/", "fragment in the target"],
     ["a .. segment before #", api("x", "..#"), "/api/", "fragment in the target"],
     ["a fragment after a name", api("x#", "..", "y"), "/api/x", "fragment in the target"],
-    ["an empty segment or too deep", { kind: "api-unchecked" }, "/api//x", `empty segment, or more than ${MAX_API_PATH_SEGMENTS} segments`],
-    ["outside /api/ and still outside", { kind: "elsewhere" }, "/healthz", undefined],
-    ["outside /api/ until resolved", { kind: "elsewhere" }, "/api/items", "dot segment"],
-  ])("%s", (_name, raw, resolvedPath, problem) => {
-    expect(rawTargetProblem(raw, resolvedPath)).toBe(problem);
+    ["an empty segment or too deep", { kind: "unchecked" }, "/api//x", `empty segment, or more than ${MAX_PATH_SEGMENTS} segments`],
+    // Every path is checked, not only /api/: another route, or a static directory, is behind it.
+    ["outside /api/, into another route", at("public", "..", "admin"), "/admin", "dot segment"],
+    ["out of a static directory", at("assets", "..", "..", "etc", "passwd"), "/etc/passwd", "dot segment"],
+    ["outside /api/, plain", at("healthz"), "/healthz", undefined],
+    ["the root", at(), "/", undefined],
+    ["the asterisk form: no path to check", { kind: "elsewhere" }, "*", undefined],
+  ])("%s", (_name, raw, _resolvedPath, problem) => {
+    expect(rawTargetProblem(raw)).toBe(problem);
   });
 });
 
 // The check rests on Bun matching `routes` against the target as sent while request.url is
 // resolved. This pins that behaviour of the Bun in use: if an upgrade changes it, this fails.
-describe("rawApiRoutes on a real Bun server", () => {
+describe("rawRoutes on a real Bun server", () => {
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     routes: Object.fromEntries(
-      rawApiRoutes().map(({ pattern, kind }) => [pattern, (request: Bun.BunRequest) => Response.json({ kind, params: request.params, url: request.url })]),
+      rawRoutes().map(({ pattern, kind }) => [pattern, (request: Bun.BunRequest) => Response.json({ kind, params: request.params, url: request.url })]),
     ),
     fetch: (request) => Response.json({ kind: "elsewhere", url: request.url }),
   });
@@ -69,11 +74,14 @@ describe("rawApiRoutes on a real Bun server", () => {
   }
 
   test.each<[string, string, Record<string, string> | undefined, string]>([
-    ["/api/x/../auth/y", "api", { s0: "x", s1: "..", s2: "auth", s3: "y" }, "http://gw/api/auth/y"],
-    ["/api/.%2E/x", "api", { s0: "..", s1: "x" }, "http://gw/x"],
-    ["/api/items/", "api", { s0: "items" }, "http://gw/api/items/"],
-    ["/api//x", "api-unchecked", {}, "http://gw/api//x"],
-    ["/x/../api/y", "elsewhere", undefined, "http://gw/api/y"],
+    ["/api/x/../auth/y", "checked", { s0: "api", s1: "x", s2: "..", s3: "auth", s4: "y" }, "http://gw/api/auth/y"],
+    ["/api/.%2E/x", "checked", { s0: "api", s1: "..", s2: "x" }, "http://gw/x"],
+    ["/api/items/", "checked", { s0: "api", s1: "items" }, "http://gw/api/items/"],
+    ["/api//x", "unchecked", {}, "http://gw/api//x"],
+    ["/x/../api/y", "checked", { s0: "x", s1: "..", s2: "api", s3: "y" }, "http://gw/api/y"],
+    ["/", "checked", {}, "http://gw/"],
+    // The absolute form is matched on its path too.
+    ["http://gw/a/../b", "checked", { s0: "a", s1: "..", s2: "b" }, "http://gw/b"],
   ])("%s is matched as %s with the segments sent", async (target, kind, params, url) => {
     const seen = await rawGet(target);
     expect(seen.kind).toBe(kind);

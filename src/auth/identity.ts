@@ -5,13 +5,13 @@ import type { AuthOperations } from "./service";
 
 /** Who is calling, as established from their session cookie. */
 export interface Identity {
-  readonly userId: string;
-  readonly sessionId: string;
-  /** JWT for the backend, with at least half its lifetime left. */
-  readonly token: string;
+  /** What the JWT says about the caller (and what a route's `allow` is checked against). */
+  readonly claims: CallerClaims;
   /** `Set-Cookie` values Better Auth produced while validating (a session refresh). */
   readonly setCookies: readonly string[];
 }
+
+const NO_COOKIES: readonly string[] = Object.freeze([]);
 
 export interface IdentityOptions {
   auth: Pick<AuthOperations, "getSession">;
@@ -24,32 +24,31 @@ export interface IdentityOptions {
   onLookup?(result: "hit" | "miss"): void;
 }
 
-interface ValidatedSession {
-  claims: CallerClaims;
-}
-
 /**
- * Validates sessions and derives their JWTs, with two bounded caches in front of the
- * database and the signer:
+ * Validates sessions (identify) and derives their JWTs (tokenFor), with two bounded caches in
+ * front of the database and the signer:
  *
  * - sessions, by cookie token: trusted for at most `sessionCacheSeconds` and never past the
  *   session's own expiry. A sign-out or revocation through this instance clears the cache
  *   (`forgetSessions`), so it takes effect here at once; on other instances within that bound.
  *   Invalid cookies are never cached, so each costs at most one lookup and cannot push valid
  *   sessions out.
- * - JWTs, by session id: reused while more than half of their lifetime remains, so the backend
- *   always gets a token with at least half its lifetime left, for its own session only.
+ * - JWTs, by session id and audience: reused while more than half of their lifetime remains,
+ *   so the backend always gets a token with at least half its lifetime left, for its own
+ *   session and its own audience only (a token minted for one route's upstream is never sent
+ *   to another route's that has an audience of its own).
  */
 export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries, onLookup }: IdentityOptions) {
-  const sessions = new LRUCache<string, ValidatedSession>({ max: cacheEntries });
+  const sessions = new LRUCache<string, Identity>({ max: cacheEntries });
   const tokens = new LRUCache<string, MintedToken>({ max: cacheEntries });
   const cacheMs = sessionCacheSeconds * 1000;
 
-  async function tokenFor(claims: CallerClaims): Promise<string> {
-    const cached = tokens.get(claims.sid);
+  async function tokenFor(claims: CallerClaims, audience: string): Promise<string> {
+    const key = `${claims.sid} ${audience}`;
+    const cached = tokens.get(key);
     if (cached && Date.now() < cached.renewAt) return cached.token;
-    const minted = await mint(claims);
-    tokens.set(claims.sid, minted);
+    const minted = await mint(claims, audience);
+    tokens.set(key, minted);
     return minted.token;
   }
 
@@ -59,20 +58,20 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
 
     const hit = cacheMs > 0 ? sessions.get(sessionToken) : undefined;
     onLookup?.(hit ? "hit" : "miss");
-    if (hit) {
-      return { userId: hit.claims.sub, sessionId: hit.claims.sid, token: await tokenFor(hit.claims), setCookies: [] };
-    }
+    // A cached identity never carries cookies: a refresh's Set-Cookie goes out once.
+    if (hit) return hit;
 
     const session = await auth.getSession(headers.get("cookie")!, true);
     if (!session) return null;
     const { claims } = session;
     const trustedFor = Math.min(cacheMs, session.expiresAt - Date.now());
-    if (trustedFor > 0) sessions.set(sessionToken, { claims }, { ttl: trustedFor });
-    return { userId: claims.sub, sessionId: claims.sid, token: await tokenFor(claims), setCookies: session.setCookies };
+    if (trustedFor > 0) sessions.set(sessionToken, { claims, setCookies: NO_COOKIES }, { ttl: trustedFor });
+    return { claims, setCookies: session.setCookies };
   }
 
   return {
     identify,
+    tokenFor,
     /** Drops every cached session: the next request of each is validated again. */
     forgetSessions: () => sessions.clear(),
     get cachedSessions() {

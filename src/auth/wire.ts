@@ -1,12 +1,15 @@
 import type { Config } from "../config";
 
-/** Config as it crosses to the auth worker: structured clone has no URL objects. */
-export type WireConfig = Omit<Config, "backendUrl" | "authUrl"> & { backendUrl: string; authUrl: string };
+/**
+ * Config as it crosses to the auth worker: structured clone has no URL objects. The route
+ * table stays on the proxy's thread (Better Auth does not route requests).
+ */
+export type WireConfig = Omit<Config, "authUrl" | "routes"> & { authUrl: string };
 
-export function configToWire(config: Config): WireConfig {
-  return { ...config, backendUrl: config.backendUrl.href, authUrl: config.authUrl.href };
+export function configToWire({ routes: _routes, ...config }: Config): WireConfig {
+  return { ...config, authUrl: config.authUrl.href };
 }
 
 export function configFromWire(wire: WireConfig): Config {
-  return Object.freeze({ ...wire, backendUrl: new URL(wire.backendUrl), authUrl: new URL(wire.authUrl) });
+  return Object.freeze({ ...wire, routes: [], authUrl: new URL(wire.authUrl) });
 }

@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
-export type RouteClass = "auth" | "proxy" | "other";
 export type UpstreamErrorKind = "refused" | "timeout" | "reset";
 
 /**
@@ -11,13 +10,13 @@ export function createMetrics(openWebSockets: () => number) {
   const registry = new Registry();
   const requests = new Counter({
     name: "authgate_http_requests_total",
-    help: "Requests answered, by route class (auth, proxy, other), method and status class.",
+    help: "Requests answered, by route (its name in the route table; auth for Better Auth, other for the rest), method and status class.",
     labelNames: ["route", "method", "status"] as const,
     registers: [registry],
   });
   const duration = new Histogram({
     name: "authgate_http_request_duration_seconds",
-    help: "Time to the response headers, by route class.",
+    help: "Time to the response headers, by route.",
     labelNames: ["route"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
@@ -39,6 +38,12 @@ export function createMetrics(openWebSockets: () => number) {
     labelNames: ["result"] as const,
     registers: [registry],
   });
+  const configReloads = new Counter({
+    name: "authgate_config_reloads_total",
+    help: "Re-reads of CONFIG_FILE (SIGHUP), by result: ok (the new table serves) or error (the old one stays).",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
   const authWorkerRestarts = new Counter({
     name: "authgate_auth_worker_restarts_total",
     help: "Times the auth worker (Better Auth and the database) died and was replaced.",
@@ -56,7 +61,8 @@ export function createMetrics(openWebSockets: () => number) {
   return {
     registry,
     requestStarted: () => inFlight.inc(),
-    requestAnswered(route: RouteClass, method: string, status: number, seconds: number) {
+    /** `route`: a route's name, "auth" (Better Auth) or "other" (the gateway's own paths, and requests refused before matching). */
+    requestAnswered(route: string, method: string, status: number, seconds: number) {
       inFlight.dec();
       requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` });
       duration.observe({ route }, seconds);
@@ -64,6 +70,7 @@ export function createMetrics(openWebSockets: () => number) {
     upstreamError: (kind: UpstreamErrorKind) => upstreamErrors.inc({ kind }),
     sessionLookup: (result: "hit" | "miss") => sessionCache.inc({ result }),
     authWorkerRestarted: () => authWorkerRestarts.inc(),
+    configReloaded: (result: "ok" | "error") => configReloads.inc({ result }),
     async render(): Promise<Response> {
       return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
     },
@@ -71,9 +78,3 @@ export function createMetrics(openWebSockets: () => number) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
-
-export function routeClass(path: string): RouteClass {
-  if (path.startsWith("/api/auth/")) return "auth";
-  if (path.startsWith("/api/")) return "proxy";
-  return "other";
-}

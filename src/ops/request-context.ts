@@ -16,6 +16,8 @@ export interface RequestContext {
   readonly startedAt: number;
   /** Filled in while the request is handled, for the log line. */
   readonly outcome: {
+    /** The route's name, once matched. */
+    route?: string;
     userId?: string;
     upstreamMs?: number;
     /** Set once the request is counted and logged, so that a late failure is not counted twice. */

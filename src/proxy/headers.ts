@@ -1,5 +1,14 @@
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
+/** What a route with `identity_headers = true` sends besides the JWT (oauth2-proxy's names). */
+export const IDENTITY_USER_HEADER = "x-auth-request-user";
+export const IDENTITY_EMAIL_HEADER = "x-auth-request-email";
+/**
+ * oauth2-proxy's whole family (`X-Auth-Request-Groups`, `-Access-Token`, …): a legacy app that
+ * reads one would take the client's word for it, so a client's are dropped on every route.
+ */
+const IDENTITY_HEADER_FAMILY = "x-auth-request-";
+
 /**
  * Header rules for both directions, as pure functions so they can be tested as tables.
  */
@@ -31,6 +40,8 @@ const GATEWAY_OWNED = [
   "forwarded",
   "x-request-id",
   CLIENT_IP_HEADER,
+  IDENTITY_USER_HEADER,
+  IDENTITY_EMAIL_HEADER,
 ];
 
 /**
@@ -147,18 +158,33 @@ export interface Forwarding {
   forwardedHost: string;
 }
 
+/** Who the caller is, for a route's identity headers. */
+export interface IdentityHeaders {
+  user: string;
+  email: string;
+}
+
 /**
  * Request headers for the backend: strip what the client may not decide (hop-by-hop,
- * its own Authorization and forwarding headers, Better Auth's cookies), then inject the
- * gateway's own: the JWT and the forwarding headers.
+ * its own Authorization, identity and forwarding headers, Better Auth's cookies), then inject
+ * the gateway's own: the JWT (none for an anonymous caller), the identity headers if the route
+ * asks for them, and the forwarding headers. Whatever `Authorization` an upstream sees is the
+ * gateway's.
  */
-export function upstreamRequestHeaders(incoming: Headers, token: string, forwarding: Forwarding): Headers {
+export function upstreamRequestHeaders(
+  incoming: Headers,
+  token: string | undefined,
+  forwarding: Forwarding,
+  identity?: IdentityHeaders,
+): Headers {
   const headers = new Headers(incoming);
   // One pass over the names the client sent, deleting only those present: cheaper on the hot
   // path than deleting each of the ~30 dropped names in turn.
   const connectionNamed = namedInConnection(incoming.get("connection"));
   for (const name of incoming.keys()) {
     if (DROPPED.has(name) || connectionNamed?.has(name) || (name.includes("_") && DROPPED.has(name.replaceAll("_", "-")))) {
+      headers.delete(name);
+    } else if (name.startsWith("x-auth") && name.replaceAll("_", "-").startsWith(IDENTITY_HEADER_FAMILY)) {
       headers.delete(name);
     }
   }
@@ -171,7 +197,11 @@ export function upstreamRequestHeaders(incoming: Headers, token: string, forward
   const keptCookies = cookie === null ? null : withoutAuthCookies(cookie);
   if (keptCookies !== null) headers.set("cookie", keptCookies);
 
-  headers.set("authorization", `Bearer ${token}`);
+  if (token !== undefined) headers.set("authorization", `Bearer ${token}`);
+  if (identity) {
+    headers.set(IDENTITY_USER_HEADER, identity.user);
+    headers.set(IDENTITY_EMAIL_HEADER, identity.email);
+  }
   headers.set("x-request-id", forwarding.requestId);
   if (forwarding.forwardedFor) headers.set("x-forwarded-for", forwarding.forwardedFor);
   headers.set("x-forwarded-proto", forwarding.forwardedProto);

@@ -1,9 +1,9 @@
 /**
- * The path rule for /api/*, checked before any auth or forwarding, on `request.url`'s path.
+ * The path rule for every request, checked before any auth or forwarding, on `request.url`'s path.
  *
  * Bun resolves literal and percent-encoded dot segments (`..`, `.%2E`) and turns `\` into `/`
  * (WHATWG URL rules) before the gateway sees `request.url`; those are caught on the target as
- * received by the routes of rawApiRoutes below. What `request.url` can still carry is a dot
+ * received by the routes of rawRoutes below. What `request.url` can still carry is a dot
  * segment hidden behind an encoded separator: `/api/..%2Fauth` or `/api/%2e%2e%5Cadmin`. A
  * backend that decodes `%2F`/`%5C` before resolving dots would see a path outside the one the
  * gateway routed on, so every path whose segments — split at `/`, `\`, `%2F` and `%5C` —
@@ -31,55 +31,52 @@ function isDotSegment(decoded: string): boolean {
 }
 
 /**
- * Deepest path under /api/ whose raw target the gateway can check segment by segment (see
- * rawApiRoutes); a deeper path, like one with an empty segment, is refused.
+ * Deepest path whose raw target the gateway can check segment by segment (see rawRoutes): 33,
+ * so `/api` and 32 segments below it; a deeper path, like one with an empty segment, is refused.
  */
-export const MAX_API_PATH_SEGMENTS = 32;
+export const MAX_PATH_SEGMENTS = 33;
 
-/** How a request's target, as received, relates to /api/ (see rawApiRoutes). */
+/** How a request's target, as received, was seen (see rawRoutes). */
 export type RawTarget =
-  /** Under /api/, with these segments (percent-decoded by Bun) as received. */
-  | { kind: "api"; segments: Record<string, string> }
-  /** Under /api/ but with an empty segment or more than MAX_API_PATH_SEGMENTS. */
-  | { kind: "api-unchecked" }
-  /** Not under /api/ as received. */
+  /** These segments (percent-decoded by Bun), as received. */
+  | { kind: "checked"; segments: Record<string, string> }
+  /** With an empty segment or more than MAX_PATH_SEGMENTS. */
+  | { kind: "unchecked" }
+  /** No path to check (the asterisk form), or a caller of its own that passed no raw target. */
   | { kind: "elsewhere" };
 
 /**
  * Route patterns whose matches tell what the client really sent.
  *
- * Bun 1.4 matches `Bun.serve({ routes })` against the request target as received, while
- * `request.url` comes from its URL parser, which has already resolved `..`, `.`, their `%2E`
- * spellings and `\`. So `/api/x/../auth/sign-in/email` would reach the gateway as the Better
- * Auth route `/api/auth/sign-in/email`, and `/api/../admin` as `/admin`. One route per depth
- * (`/api/:s0`, `/api/:s0/:s1`, …, each also with a trailing slash) hands the handler every
- * segment as received, so any dot segment can be refused (rawTargetProblem). Bun's params do
- * not match empty segments, and only MAX_API_PATH_SEGMENTS depths are listed: such paths fall
- * to the `/api/*` pattern and are refused too. A target that was not under /api/ as sent
- * reaches no pattern here, and must not be under /api/ once resolved.
+ * Bun 1.4 matches `Bun.serve({ routes })` against the request target as received (the
+ * absolute form's path too), while `request.url` comes from its URL parser, which has already
+ * resolved `..`, `.`, their `%2E` spellings and `\`. So `/api/x/../auth/sign-in/email` would
+ * reach the gateway as the Better Auth route `/api/auth/sign-in/email`, `/public/../admin` as
+ * `/admin` (another route, with other rules), and `/assets/../../etc/passwd` as
+ * `/etc/passwd`. One route per depth (`/:s0`, `/:s0/:s1`, …, each also with a trailing slash)
+ * hands the handler every segment as received, so any dot segment can be refused
+ * (rawTargetProblem). Bun's params do not match empty segments, and only MAX_PATH_SEGMENTS
+ * depths are listed: such paths fall to the `/*` pattern and are refused too.
  */
-export function rawApiRoutes(): { pattern: string; kind: RawTarget["kind"] }[] {
-  const routes: { pattern: string; kind: RawTarget["kind"] }[] = [{ pattern: "/api/", kind: "api" }];
-  let pattern = "/api";
-  for (let depth = 0; depth < MAX_API_PATH_SEGMENTS; depth++) {
+export function rawRoutes(): { pattern: string; kind: RawTarget["kind"] }[] {
+  const routes: { pattern: string; kind: RawTarget["kind"] }[] = [{ pattern: "/", kind: "checked" }];
+  let pattern = "";
+  for (let depth = 0; depth < MAX_PATH_SEGMENTS; depth++) {
     pattern += `/:s${depth}`;
-    routes.push({ pattern, kind: "api" }, { pattern: `${pattern}/`, kind: "api" });
+    routes.push({ pattern, kind: "checked" }, { pattern: `${pattern}/`, kind: "checked" });
   }
-  routes.push({ pattern: "/api/*", kind: "api-unchecked" });
+  routes.push({ pattern: "/*", kind: "unchecked" });
   return routes;
 }
 
 /**
  * Why a target, as received, is refused: a dot segment (`.`/`..` in any spelling, `..;x`
  * included, split at `/` and `\`, which Bun's params have already percent-decoded), a `#` in
- * the path, an empty
- * segment or too many of them, or a path that only resolved into /api/. `undefined`: nothing
- * to refuse.
- * `resolvedPath` is `request.url`'s path.
+ * the path, or an empty segment or too many of them. `undefined`: nothing to refuse.
  */
-export function rawTargetProblem(raw: RawTarget, resolvedPath: string): string | undefined {
+export function rawTargetProblem(raw: RawTarget): string | undefined {
   switch (raw.kind) {
-    case "api":
+    case "checked":
       for (const segment of Object.values(raw.segments)) {
         // A request target has no fragment (RFC 9112 §3.2), but Bun's params keep one while
         // request.url resolves what precedes it: `/api/.#x` would reach the backend as `/api/`.
@@ -87,9 +84,9 @@ export function rawTargetProblem(raw: RawTarget, resolvedPath: string): string |
         for (const piece of segment.split(/[/\\]/)) if (isDotSegment(piece)) return "dot segment";
       }
       return undefined;
-    case "api-unchecked":
-      return `empty segment, or more than ${MAX_API_PATH_SEGMENTS} segments`;
+    case "unchecked":
+      return `empty segment, or more than ${MAX_PATH_SEGMENTS} segments`;
     case "elsewhere":
-      return resolvedPath.startsWith("/api/") ? "dot segment" : undefined;
+      return undefined;
   }
 }

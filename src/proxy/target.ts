@@ -21,3 +21,13 @@ export function backendBase(backendUrl: URL): string {
   return backendUrl.href.replace(/\/+$/, "");
 }
 
+
+/**
+ * Where a route's requests go: the upstream's origin and prefix, and the path the client sent
+ * (or, with strip_prefix, the part after the route's path) with the query byte for byte.
+ * `/svc/x?q` on a `/svc` route with strip_prefix reaches `http://up/prefix` as `/prefix/x?q`,
+ * `/svc` as `/prefix/`.
+ */
+export function upstreamUrl(base: string, stripPrefix: boolean, target: { path: string; rest: string; query: string }): string {
+  return base + (stripPrefix ? target.rest : target.path) + target.query;
+}

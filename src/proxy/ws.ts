@@ -11,11 +11,16 @@ import type { Logger } from "../ops/log";
  * subprotocol the backend chose, and a backend that refuses gets the client a 502 instead of
  * a socket that opens and closes at once.
  */
+/** The session behind a socket: its id, and its cookie to re-validate it while the socket is open. */
+export interface SocketSession {
+  readonly id: string;
+  readonly headers: Headers;
+}
+
 export interface RelayData {
   readonly requestId: string;
-  readonly sessionId: string;
-  /** The session cookie, to re-validate the session while the socket is open. */
-  readonly sessionHeaders: Headers;
+  /** Undefined for an anonymous socket (an `optional` or `none` route): nothing to re-check. */
+  readonly session: SocketSession | undefined;
   readonly backend: WebSocket;
   /** Backend frames that arrived before the client side's `open`. */
   readonly early: (string | ArrayBuffer)[];
@@ -27,8 +32,7 @@ export interface UpgradeTarget {
   headers: Headers;
   protocols: string[];
   requestId: string;
-  sessionId: string;
-  sessionHeaders: Headers;
+  session: SocketSession | undefined;
   openTimeoutMs: number;
 }
 
@@ -71,9 +75,10 @@ export function createWebSocketRelay({ logger, sessionIsValid, sessionCheckInter
     const verdicts = new Map<string, Promise<boolean>>();
     await Promise.all(
       sockets.map(async (socket) => {
-        const { sessionId, sessionHeaders } = socket.data;
-        if (!verdicts.has(sessionId)) verdicts.set(sessionId, sessionIsValid(sessionHeaders).catch(() => true));
-        if (!(await verdicts.get(sessionId))) socket.close(SESSION_ENDED, "Session ended");
+        const { session } = socket.data;
+        if (!session) return;
+        if (!verdicts.has(session.id)) verdicts.set(session.id, sessionIsValid(session.headers).catch(() => true));
+        if (!(await verdicts.get(session.id))) socket.close(SESSION_ENDED, "Session ended");
       }),
     );
   }
@@ -106,8 +111,7 @@ export function createWebSocketRelay({ logger, sessionIsValid, sessionCheckInter
 
     const data: RelayData = {
       requestId: target.requestId,
-      sessionId: target.sessionId,
-      sessionHeaders: target.sessionHeaders,
+      session: target.session,
       backend,
       early: [],
     };

@@ -20,13 +20,15 @@ export interface MinterOptions {
   signingKeys: SigningKeys;
   /** BETTER_AUTH_URL's origin, as Better Auth's own tokens carry it. */
   issuer: string;
-  audience: string;
   lifetimeSeconds: number;
 }
 
-/** Signs backend JWTs the way Better Auth's jwt plugin does, with the cached key. */
-export function createMinter({ signingKeys, issuer, audience, lifetimeSeconds }: MinterOptions) {
-  return async function mint({ sub, ...claims }: CallerClaims): Promise<MintedToken> {
+/**
+ * Signs backend JWTs the way Better Auth's jwt plugin does, with the cached key. The audience
+ * is the route's (BETTER_AUTH_URL's origin unless the route names its own).
+ */
+export function createMinter({ signingKeys, issuer, lifetimeSeconds }: MinterOptions) {
+  return async function mint({ sub, ...claims }: CallerClaims, audience: string): Promise<MintedToken> {
     const key = await signingKeys.current();
     const issuedAt = Math.floor(Date.now() / 1000);
     const token = await new SignJWT(claims)

@@ -24,9 +24,12 @@ export interface TestBackend {
   abortOf(path: string): Promise<void>;
   /** Lets the SSE route send its next event. */
   releaseSseEvent(): void;
-  /** Point JWT verification at a gateway: its JWKS URL, issuer and audience. */
-  /** `jwksCooldownMs`: jose's minimum time between JWKS refetches (its default is 30 s). */
-  trustGateway(gatewayUrl: string, issuer: string, jwksCooldownMs?: number): void;
+  /**
+   * Point JWT verification at a gateway: its JWKS URL, issuer and audience (the issuer unless
+   * given: a route's own `audience`). `jwksCooldownMs`: jose's minimum time between JWKS
+   * refetches (its default is 30 s).
+   */
+  trustGateway(gatewayUrl: string, issuer: string, jwksCooldownMs?: number, audience?: string): void;
   stop(): Promise<void>;
 }
 
@@ -208,9 +211,9 @@ export function startBackend(): TestBackend {
       if (waiter) waiter();
       else sseCredits++;
     },
-    trustGateway(gatewayUrl, issuer, jwksCooldownMs) {
+    trustGateway(gatewayUrl, issuer, jwksCooldownMs, audience = issuer) {
       const jwks = createRemoteJWKSet(new URL("/api/auth/jwks", gatewayUrl), jwksCooldownMs === undefined ? {} : { cooldownDuration: jwksCooldownMs });
-      verify = (token) => jwtVerify(token, jwks, { issuer, audience: issuer, algorithms: ["EdDSA"] });
+      verify = (token) => jwtVerify(token, jwks, { issuer, audience, algorithms: ["EdDSA"] });
     },
     async stop() {
       for (const release of hung) release();

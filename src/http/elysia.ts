@@ -1,0 +1,143 @@
+import { timingSafeEqual } from "node:crypto";
+import { Elysia } from "elysia";
+import type { IdentityResolver } from "../auth/identity";
+import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "../auth/paths";
+import type { AuthWorker } from "../auth/remote";
+import type { Config } from "../config";
+import { GatewayError, jsonError } from "../errors";
+import type { docsPlugin } from "../ops/docs";
+import { describeError, type Logger } from "../ops/log";
+import type { Metrics } from "../ops/metrics";
+import type { RequestContext } from "../ops/request-context";
+import { upstreamRequestHeaders } from "../proxy/headers";
+import { upstreamUrl } from "../proxy/target";
+import type { UpstreamProxy } from "../proxy/upstream";
+import { readsSession, refusal } from "../routes/policy";
+import type { Routed } from "../routes/prepare";
+
+export interface AppDeps {
+  config: Config;
+  auth: AuthWorker;
+  logger: Logger;
+  docs: ReturnType<typeof docsPlugin>;
+  contextOf(request: Request): RequestContext;
+  /** The route the pipeline matched for this request (undefined: a gateway path, or none). */
+  routedOf(request: Request): Routed | undefined;
+  identities: IdentityResolver;
+  proxy: UpstreamProxy;
+  metrics: Metrics;
+  readiness(): Promise<Record<string, string>>;
+  /** After a sign-out or revocation through this instance: its cached sessions are dropped. */
+  afterSignOut(): void;
+}
+
+/**
+ * The Elysia app: the gateway's own routes (health, readiness, metrics, docs, Better Auth),
+ * then one wildcard for the route table, where the caller is identified in `resolve` and the
+ * request is proxied or served from disk. Which route a request belongs to was decided by the
+ * pipeline before (src/app.ts); the table can be replaced on reload, Elysia's routes cannot.
+ */
+export function buildApp(deps: AppDeps) {
+  const { auth, logger } = deps;
+  // Elysia finds the path by searching for "/" from index 11 unless told otherwise, which skips
+  // into the path when the Host is shorter than 4 characters (`Host: x` made Elysia route
+  // `/v1/api/items` as `/api/items`). From index 7, the first "/" after "http://" is always the
+  // path's. The gateway serves plain HTTP only (TLS ends at the proxy in front of it).
+  return new Elysia({ name: "authgate", handler: { standardHostname: false } })
+    .onError(function mapErrorToJson({ error, code, request }) {
+      const requestId = deps.contextOf(request).requestId;
+      if (error instanceof GatewayError) {
+        if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, ...describeError(error) });
+        return jsonError(error.status, error.publicMessage);
+      }
+      if (code === "NOT_FOUND") return jsonError(404, "Not found");
+      logger.error("Unhandled error", { requestId, method: request.method, ...describeError(error) });
+      return jsonError(500, "Internal error");
+    })
+    .get("/healthz", () => ({ status: "ok" }))
+    .get("/readyz", async function readiness() {
+      const checks = await deps.readiness();
+      const ready = Object.values(checks).every((check) => check === "ok");
+      return new Response(JSON.stringify({ status: ready ? "ready" : "not ready", checks }), {
+        status: ready ? 200 : 503,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    })
+    .get("/metrics", function metricsForBearer({ request }) {
+      // On the public port only for holders of METRICS_TOKEN; otherwise it does not exist here.
+      const token = deps.config.metricsToken;
+      const presented = request.headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
+      if (!token || !constantTimeEqual(presented, token)) return jsonError(404, "Not found");
+      return deps.metrics.render();
+    })
+    .use(deps.docs)
+    // Better Auth gets the untouched request: `parse: 'none'` keeps Elysia from reading
+    // the body, and a wildcard route (not `.mount`) avoids copying the request.
+    .all(
+      `${AUTH_BASE_PATH}/*`,
+      async function betterAuth({ request }) {
+        const body = request.body ? await request.arrayBuffer() : null; // ≤ 64 KB, checked before
+        const answer = await auth.handle(request.method, request.url, [...request.headers], body);
+        if (answer.status < 300 && SESSION_ENDING_ROUTES.test(new URL(request.url).pathname)) deps.afterSignOut();
+        return new Response(answer.body, { status: answer.status, headers: answer.headers });
+      },
+      { parse: "none" },
+    )
+    .use(tableRoutes(deps));
+}
+
+function tableRoutes({ identities, contextOf, routedOf, proxy }: AppDeps) {
+  return new Elysia({ name: "authgate/routes" })
+    .resolve(async function identifyCaller({ request }) {
+      const routed = routedOf(request);
+      // A path the gateway owns that none of its routes answers (`/swaggerx`, POST /healthz).
+      if (!routed) throw new GatewayError(404, "Not found");
+      const { route } = routed.target;
+      const identity = readsSession(route) ? await identities.identify(request.headers) : null;
+      const refused = refusal(route, identity?.claims ?? null);
+      if (refused) throw refused;
+      const context = contextOf(request);
+      if (identity) context.outcome.userId = identity.claims.sub;
+      // The JWT is derived here, for the route's audience; files from disk need none.
+      const token = identity && route.kind === "upstream" ? await identities.tokenFor(identity.claims, route.audience) : undefined;
+      return { routed, identity, token, context };
+    })
+    .all(
+      "/*",
+      async function serveRoute({ request, routed, identity, token, context }) {
+        const { target } = routed;
+        const setCookies = identity?.setCookies ?? [];
+        if (target.kind === "static") {
+          const response = await target.files.serve(request, routed.rest);
+          for (const cookie of setCookies) response.headers.append("set-cookie", cookie);
+          return response;
+        }
+        const { route } = target;
+        return proxy(
+          request,
+          {
+            url: upstreamUrl(target.base, route.stripPrefix, routed),
+            headers: upstreamRequestHeaders(
+              request.headers,
+              token,
+              context,
+              identity && route.identityHeaders ? { user: identity.claims.sub, email: identity.claims.email } : undefined,
+            ),
+            timeoutMs: route.timeoutMs,
+            maxBodyBytes: route.maxBodyBytes,
+            setCookies,
+          },
+          context,
+        );
+      },
+      // The table's routes are the upstreams' business, not part of the gateway's API docs.
+      { parse: "none", detail: { hide: true } },
+    );
+}
+
+/** Compares secrets without leaking, through timing, how much of a guess was right. */
+function constantTimeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}

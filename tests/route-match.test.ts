@@ -1,0 +1,126 @@
+import { describe, expect, test } from "bun:test";
+import { compileTable, comparable, isGatewayPath } from "../src/routes/match";
+import type { Route } from "../src/routes/table";
+
+/** A route as the config file would give it; only path and name matter to matching. */
+function route(name: string, path: string): Route {
+  return {
+    index: 0,
+    name,
+    path,
+    auth: "required",
+    allow: undefined,
+    kind: "upstream",
+    upstream: new URL("http://upstream.test"),
+    timeoutMs: 1000,
+    maxBodyBytes: 0,
+    stripPrefix: false,
+    audience: "http://gw.test",
+    identityHeaders: false,
+  };
+}
+
+const table = compileTable(
+  [route("app", "/"), route("api", "/api"), route("admin", "/api/admin"), route("billing", "/api/billing/v2"), route("docs", "/docs")],
+  (r) => r.name,
+);
+
+/** What the table answers for a path: a route's name and the rest, or the kind. */
+function answer(path: string): string {
+  const match = table.match(path);
+  return match.kind === "route" ? `${match.route} ${match.rest}` : match.kind;
+}
+
+describe("matching: segment boundaries, the longest path wins", () => {
+  test.each([
+    ["/api", "api /"],
+    ["/api/", "api /"],
+    ["/api/x", "api /x"],
+    ["/api/x/y?", "api /x/y?"],
+    ["/apix", "app /apix"],
+    ["/api/adminx", "api /adminx"],
+    ["/api/admin", "admin /"],
+    ["/api/admin/", "admin /"],
+    ["/api/admin/users/1", "admin /users/1"],
+    ["/api/billing", "api /billing"],
+    ["/api/billing/v2/invoices", "billing /invoices"],
+    ["/api/billing/v3", "api /billing/v3"],
+    ["/", "app /"],
+    ["/index.html", "app /index.html"],
+    ["/docs", "docs /"],
+    ["/docs/a/b", "docs /a/b"],
+    ["/docsy", "app /docsy"],
+  ])("%s → %s", (path, expected) => {
+    expect(answer(path)).toBe(expected);
+  });
+});
+
+describe("matching: the gateway's own paths win over every route", () => {
+  test.each([
+    ["/api/auth/sign-in/email", "gateway"],
+    ["/api/auth", "gateway"],
+    ["/healthz", "gateway"],
+    ["/readyz", "gateway"],
+    ["/metrics", "gateway"],
+    ["/swagger", "gateway"],
+    ["/swagger/json", "gateway"],
+    ["/swaggerx", "gateway"],
+    ["/healthz/x", "app /healthz/x"],
+    ["/api/authx", "api /authx"],
+    ["/metricsx", "app /metricsx"],
+  ])("%s → %s", (path, expected) => {
+    expect(answer(path)).toBe(expected);
+    expect(isGatewayPath(path)).toBe(expected === "gateway");
+  });
+});
+
+describe("matching: paths compared as a backend would decode them", () => {
+  test.each([
+    // Unreserved characters percent-encoded are the same path (RFC 3986 §6.2.2.2).
+    ["/api/%61dmin/users", "admin /users"],
+    ["/%61pi/admin", "admin /"],
+    ["/api/%41dmin", "api /%41dmin"], // %41 is "A": paths are case-sensitive
+    ["/api/x%2dy", "api /x%2dy"], // the rest is forwarded as sent
+    // An encoded slash that would cross into another route for a decoding backend.
+    ["/api%2Fadmin/users", "ambiguous"],
+    ["/api/admin%2fusers", "ambiguous"],
+    ["/api%5Cadmin", "ambiguous"],
+    // One that stays within its route either way is an ordinary character.
+    ["/api/files/a%2Fb", "api /files/a%2Fb"],
+    ["/api/admin/a%2Fb", "admin /a%2Fb"],
+  ])("%s → %s", (path, expected) => {
+    expect(answer(path)).toBe(expected);
+  });
+
+  test.each([
+    ["/api/%61%62", "/api/ab"],
+    ["/a%2fb", "/a%2Fb"],
+    ["/%7e%7E", "/~~"],
+    ["/%e2%82%ac", "/%E2%82%AC"],
+    ["/%20", "/%20"],
+  ])("comparable(%s) = %s", (path, expected) => {
+    expect(comparable(path)).toBe(expected);
+  });
+});
+
+describe("a table without a catch-all", () => {
+  const apiOnly = compileTable([route("api", "/api")], (r) => r.name);
+  test.each([
+    ["/", "none"],
+    ["/apix", "none"],
+    ["/index.html", "none"],
+    ["/api/x", "api"],
+  ])("%s → %s", (path, expected) => {
+    const match = apiOnly.match(path);
+    expect(match.kind === "route" ? match.route : match.kind).toBe(expected);
+  });
+});
+
+test("lookups walk the path's segments, not the table: 10 000 routes are matched exactly", () => {
+  const many = compileTable(
+    Array.from({ length: 10_000 }, (_, i) => route(`r${i}`, `/svc${i}`)),
+    (r) => r.name,
+  );
+  expect(many.match("/svc9999/x").kind === "route" && many.match("/svc9999/x")).toMatchObject({ route: "r9999", rest: "/x" });
+  expect(many.match("/svc10000").kind).toBe("none");
+});

@@ -1,0 +1,72 @@
+import { describe, expect, test } from "bun:test";
+import { admits, checksOrigin, readsSession, refusal, type Caller } from "../src/routes/policy";
+import type { AllowRule, AuthMode, Route } from "../src/routes/table";
+
+function route(auth: AuthMode, allow?: Partial<AllowRule>): Route {
+  return {
+    index: 0,
+    name: "r",
+    path: "/r",
+    auth,
+    allow: allow && { emails: [], emailDomains: [], emailVerified: false, ...allow },
+    kind: "upstream",
+    upstream: new URL("http://upstream.test"),
+    timeoutMs: 1000,
+    maxBodyBytes: 0,
+    stripPrefix: false,
+    audience: "http://gw.test",
+    identityHeaders: false,
+  };
+}
+
+const ada: Caller = { email: "Ada@Example.com", email_verified: true };
+const bob: Caller = { email: "bob@admins.test", email_verified: false };
+const eve: Caller = { email: "eve@sub.admins.test", email_verified: true };
+
+describe("refusal: what each auth mode and allow rule answers", () => {
+  test.each<[string, Route, Caller | null, string | undefined]>([
+    ["required, no session", route("required"), null, "401 Authentication required"],
+    ["required, a session", route("required"), ada, undefined],
+    ["optional, no session: forwarded anonymously", route("optional"), null, undefined],
+    ["optional, a session", route("optional"), ada, undefined],
+    ["none, no session", route("none"), null, undefined],
+    ["allow by e-mail, listed (case-insensitively)", route("required", { emails: ["ada@example.com"] }), ada, undefined],
+    ["allow by e-mail, not listed", route("required", { emails: ["ada@example.com"] }), bob, "403 Forbidden"],
+    ["allow by domain, of it", route("required", { emailDomains: ["admins.test"] }), bob, undefined],
+    ["allow by domain, a subdomain is another domain", route("required", { emailDomains: ["admins.test"] }), eve, "403 Forbidden"],
+    ["allow by either list: the domain matches", route("required", { emails: ["x@y.test"], emailDomains: ["admins.test"] }), bob, undefined],
+    ["allow: e-mail verified required, and it is", route("required", { emailVerified: true }), ada, undefined],
+    ["allow: e-mail verified required, and it is not", route("required", { emailVerified: true }), bob, "403 Forbidden"],
+    ["allow: listed, but not verified when that is required too", route("required", { emailDomains: ["admins.test"], emailVerified: true }), bob, "403 Forbidden"],
+    ["allow, no session: 401 first", route("required", { emails: ["ada@example.com"] }), null, "401 Authentication required"],
+  ])("%s", (_name, r, caller, expected) => {
+    const refused = refusal(r, caller);
+    expect(refused && `${refused.status} ${refused.publicMessage}`).toBe(expected);
+  });
+});
+
+describe("admits: the allow rule alone", () => {
+  test.each<[string, Partial<AllowRule>, string, boolean]>([
+    ["an exact e-mail", { emails: ["a@b.test"] }, "a@b.test", true],
+    ["an e-mail in another case", { emails: ["a@b.test"] }, "A@B.TEST", true],
+    ["a longer e-mail that ends the same", { emails: ["a@b.test"] }, "xa@b.test", false],
+    ["a domain", { emailDomains: ["b.test"] }, "a@b.test", true],
+    ["a domain, upper-cased address", { emailDomains: ["b.test"] }, "A@B.Test", true],
+    ["a domain that only ends the same", { emailDomains: ["b.test"] }, "a@xb.test", false],
+    ["the domain as a local part", { emailDomains: ["b.test"] }, "b.test@evil.test", false],
+    ["an address with @ in a quoted local part: the last @ counts", { emailDomains: ["b.test"] }, '"x@evil.test"@b.test', true],
+  ])("%s", (_name, allow, email, expected) => {
+    expect(admits({ emails: [], emailDomains: [], emailVerified: false, ...allow }, { email, email_verified: false })).toBe(expected);
+  });
+});
+
+describe("which modes read the session and check origins", () => {
+  test.each<[AuthMode, boolean]>([
+    ["required", true],
+    ["optional", true],
+    ["none", false],
+  ])("%s → %p", (auth, expected) => {
+    expect(readsSession(route(auth))).toBe(expected);
+    expect(checksOrigin(route(auth))).toBe(expected);
+  });
+});
