@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { startBackend, type TestBackend } from "./helpers/backend";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { Feed } from "./helpers/feed";
 import { metricsOf, sample } from "./helpers/metrics";
 import { rawHttp } from "./helpers/raw-http";
 
@@ -15,6 +16,7 @@ import { rawHttp } from "./helpers/raw-http";
 
 let api: TestBackend;
 let billing: TestBackend;
+let sockets: ReturnType<typeof startSocketBackend>;
 let gw: RunningGateway;
 const dir = tempDir();
 let ada: { cookie: string; user: { id: string; email: string } };
@@ -27,9 +29,11 @@ const INDEX_HTML = "<!doctype html><title>app</title><div id=app></div>";
 beforeAll(async () => {
   api = startBackend();
   billing = startBackend();
+  sockets = startSocketBackend();
   mkdirSync(join(dir.path, "site", "dist", "assets"), { recursive: true });
   writeFileSync(join(dir.path, "site", "dist", "index.html"), INDEX_HTML);
   writeFileSync(join(dir.path, "site", "dist", "assets", "app-3f2a9c1b.js"), "console.log('app');".repeat(100));
+  writeFileSync(join(dir.path, "site", "dist", "assets", "app-3f2a9c1b.js.gz"), Bun.gzipSync(new TextEncoder().encode("console.log('app');".repeat(100))));
   mkdirSync(join(dir.path, "site", "internal"), { recursive: true });
   writeFileSync(join(dir.path, "site", "internal", "index.html"), "<h1>internal</h1>");
   const file = join(dir.path, "site", "authgate.toml");
@@ -82,6 +86,25 @@ upstream = "${api.url}"
 max_body_bytes = 10
 
 [[routes]]
+name = "slow"
+path = "/api/slow"
+upstream = "${api.url}"
+strip_prefix = true
+timeout_ms = 300
+
+[[routes]]
+name = "ws-admin"
+path = "/ws/admin"
+upstream = "${sockets.url}"
+allow = { emails = ["ada@example.com"] }
+
+[[routes]]
+name = "ws-maybe"
+path = "/ws/maybe"
+upstream = "${sockets.url}"
+auth = "optional"
+
+[[routes]]
 name = "app"
 path = "/"
 static = "./dist"   # relative to this file
@@ -108,8 +131,47 @@ afterAll(async () => {
   await gw?.stop();
   await api?.stop();
   await billing?.stop();
+  await sockets?.stop();
   dir.remove();
 });
+
+/** A WebSocket backend that records each handshake's Authorization and echoes frames. */
+function startSocketBackend() {
+  const handshakes = new Feed<{ path: string; authorization: string | null }>();
+  const server = Bun.serve<undefined, never>({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(request, srv) {
+      handshakes.push({ path: new URL(request.url).pathname, authorization: request.headers.get("authorization") });
+      return srv.upgrade(request, { data: undefined }) ? undefined : new Response("upgrade expected", { status: 426 });
+    },
+    websocket: { message: (ws, message) => void ws.send(message) },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, handshakes, stop: () => server.stop(true) };
+}
+
+/** Opens a WebSocket through the gateway, sends one frame and resolves with its echo, or with the close code. */
+function echoThrough(path: string, cookie?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(gw.url.replace("http", "ws") + path, { headers: cookie ? { cookie, origin: gw.url } : { origin: gw.url } } as never);
+    socket.onopen = () => socket.send("ping");
+    socket.onmessage = (event) => {
+      resolve(`echo ${event.data}`);
+      socket.close();
+    };
+    socket.onclose = (event) => resolve(`closed ${event.code}`);
+  });
+}
+
+/** The gateway's status for a WebSocket handshake (raw, so a refusal's status is visible). */
+async function handshakeStatus(path: string, cookie: string): Promise<number> {
+  const response = await rawHttp(
+    Number(new URL(gw.url).port),
+    [`GET ${path} HTTP/1.1`, `Host: ${new URL(gw.url).host}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", `Cookie: ${cookie}`, "Connection: close", "", ""].join("\r\n"),
+  );
+  return response.status;
+}
 
 /** The requests a backend received while `run` ran. */
 async function receivedBy(backend: TestBackend, run: () => Promise<void>) {
@@ -178,6 +240,33 @@ describe("several upstreams", () => {
       expect((await fetch(`${gw.url}/api/upload`, { method: "POST", headers: { cookie: ada.cookie }, body: "x".repeat(11) })).status).toBe(200);
     });
     expect(seen.map((r) => [r.target, r.bodyBytes])).toEqual([["/api/small/upload", 10], ["/api/upload", 11]]);
+  });
+});
+
+test("a route's own timeout_ms: its backend gets 300 ms for its headers, then the client gets 504", async () => {
+  const slow = await fetch(`${gw.url}/api/slow/slow-headers?ms=3000`, { headers: { cookie: ada.cookie } });
+  expect(slow.status).toBe(504);
+  expect(await slow.json()).toEqual({ error: "Backend did not answer in time" });
+  // The same backend behind the default route (PROXY_TIMEOUT_MS, 30 s) answers.
+  const patient = await fetch(`${gw.url}/api/slow-headers?ms=500`, { headers: { cookie: ada.cookie } });
+  expect(patient.status).toBe(200);
+  expect(await patient.text()).toBe("worth the wait");
+});
+
+describe("WebSockets follow the route's policy", () => {
+  test("allow: the listed user's socket opens with a JWT; anyone else gets 403 and no backend socket", async () => {
+    const before = sockets.handshakes.items.length;
+    expect(await handshakeStatus("/ws/admin/feed", member.cookie)).toBe(403);
+    expect(sockets.handshakes.items.length).toBe(before);
+    expect(await echoThrough("/ws/admin/feed", ada.cookie)).toBe("echo ping");
+    const seen = await sockets.handshakes.next((h) => h.path === "/ws/admin/feed");
+    expect(seen.authorization).toStartWith("Bearer ");
+  });
+
+  test("optional: a socket without a session opens without Authorization", async () => {
+    expect(await echoThrough("/ws/maybe/anon")).toBe("echo ping");
+    const seen = await sockets.handshakes.next((h) => h.path === "/ws/maybe/anon");
+    expect(seen.authorization).toBeNull();
   });
 });
 
@@ -300,6 +389,17 @@ describe("static routes next to the API", () => {
     const range = await fetch(`${gw.url}/assets/app-3f2a9c1b.js`, { headers: { range: "bytes=0-6" } });
     expect(range.status).toBe(206);
     expect(await range.text()).toBe("console");
+  });
+
+  test("a precompressed sibling is sent to a client that accepts it, as is, with Vary", async () => {
+    const gzipped = await fetch(`${gw.url}/assets/app-3f2a9c1b.js`, { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);
+    expect(gzipped.headers.get("content-encoding")).toBe("gzip");
+    expect(gzipped.headers.get("vary")).toContain("Accept-Encoding");
+    expect(gzipped.headers.get("content-type")).toStartWith("text/javascript");
+    const bytes = new Uint8Array(await gzipped.arrayBuffer());
+    expect(new TextDecoder().decode(Bun.gunzipSync(bytes))).toBe("console.log('app');".repeat(100));
+    const plain = await fetch(`${gw.url}/assets/app-3f2a9c1b.js`, { headers: { "accept-encoding": "identity" } });
+    expect(plain.headers.get("content-encoding")).toBeNull();
   });
 
   test("nothing outside the directory: dot segments as sent are refused before any route", async () => {

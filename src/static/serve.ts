@@ -86,7 +86,9 @@ export function createStaticFiles(options: StaticOptions): StaticFiles {
 
   function respond(request: Request, file: Found, cacheControl: string, vary: string): Response {
     const type = contentTypeOf(file.name);
-    const variant = findVariant(file, type, request.headers.get("accept-encoding"));
+    // A range is of the file itself: resumed downloads and media players (and fetch, which
+    // would try to inflate a slice of gzip) expect identity bytes, whatever they accept.
+    const variant = request.headers.has("range") ? undefined : findVariant(file, type, request.headers.get("accept-encoding"));
     const stats = variant?.stats ?? file.stats;
     const etag = entityTag(stats, variant?.encoding);
     const lastModified = new Date(stats.mtimeMs).toUTCString();
