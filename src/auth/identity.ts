@@ -40,15 +40,26 @@ export interface IdentityOptions {
  */
 export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries, onLookup }: IdentityOptions) {
   const sessions = new LRUCache<string, Identity>({ max: cacheEntries });
-  const tokens = new LRUCache<string, MintedToken>({ max: cacheEntries });
+  // Per session, its tokens by audience: the table has a handful of audiences, so the inner
+  // Map stays small, and no key string is built per request.
+  const tokens = new LRUCache<string, Map<string, MintedToken>>({ max: cacheEntries });
   const cacheMs = sessionCacheSeconds * 1000;
 
-  async function tokenFor(claims: CallerClaims, audience: string): Promise<string> {
-    const key = `${claims.sid} ${audience}`;
-    const cached = tokens.get(key);
+  /**
+   * The session's JWT for `audience`: the cached one (returned as is, not in a promise: the
+   * hot path then costs no extra microtask) or a new one.
+   */
+  function tokenFor(claims: CallerClaims, audience: string): string | Promise<string> {
+    const cached = tokens.get(claims.sid)?.get(audience);
     if (cached && Date.now() < cached.renewAt) return cached.token;
+    return mintFor(claims, audience);
+  }
+
+  async function mintFor(claims: CallerClaims, audience: string): Promise<string> {
     const minted = await mint(claims, audience);
-    tokens.set(key, minted);
+    let byAudience = tokens.get(claims.sid);
+    if (!byAudience) tokens.set(claims.sid, (byAudience = new Map()));
+    byAudience.set(audience, minted);
     return minted.token;
   }
 

@@ -99,7 +99,8 @@ function tableRoutes({ identities, contextOf, routedOf, proxy }: AppDeps) {
       const context = contextOf(request);
       if (identity) context.outcome.userId = identity.claims.sub;
       // The JWT is derived here, for the route's audience; files from disk need none.
-      const token = identity && route.kind === "upstream" ? await identities.tokenFor(identity.claims, route.audience) : undefined;
+      let token = identity && route.kind === "upstream" ? identities.tokenFor(identity.claims, route.audience) : undefined;
+      if (typeof token === "object") token = await token;
       return { routed, identity, token, context };
     })
     .all(
