@@ -1,14 +1,24 @@
 /**
  * Requests/s and latency through each path, measured side by side in one run: scenarios
  * alternate within every round, several rounds, medians with min–max.
- * Usage: bun bench/http.ts [--rounds N] [--seconds N]
+ * Usage: bun bench/http.ts [--rounds N] [--seconds N] [--baseline DIR]
+ *
+ * Besides the default one-route table, a gateway with a 100-route table (the request matching
+ * the deepest of them) shows what matching costs as the table grows. `--baseline DIR` adds the
+ * gateway of another checkout (an earlier commit, with its node_modules) to the same rounds,
+ * for a before/after measured side by side.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { median, numberFlag, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
 const ROUNDS = numberFlag("rounds", 3);
 const SECONDS = numberFlag("seconds", 5);
+const baselineAt = process.argv.indexOf("--baseline");
+const BASELINE = baselineAt === -1 ? undefined : process.argv[baselineAt + 1];
 
 if (!Bun.which("wrk")) {
   console.error("bench/http.ts needs wrk: apt-get install wrk (and nginx-light for the reference row)");
@@ -31,6 +41,20 @@ const cookie = await signUpCookie(gateway.url);
 await (await fetch(gateway.url + "/api/warm", { headers: { cookie } })).arrayBuffer();
 const idleRssMb = rssMb(gateway.proc.pid);
 
+// 100 routes: 98 services under /api, /api itself and a static `/`; the request goes to /api/svc97/v1/….
+const tableDir = mkdtempSync(join(tmpdir(), "authgate-bench-table-"));
+const routes = [
+  ...Array.from({ length: 98 }, (_, i) => `[[routes]]\nname = "svc${i}"\npath = "/api/svc${i}/v1"\nupstream = "${backend.url}"\n`),
+  `[[routes]]\nname = "api"\npath = "/api"\nupstream = "${backend.url}"\n`,
+  `[[routes]]\nname = "app"\npath = "/"\nstatic = "./www"\nauth = "none"\n`,
+];
+mkdirSync(join(tableDir, "www"));
+writeFileSync(join(tableDir, "authgate.toml"), routes.join("\n"));
+const wide = await startGateway(backend.url, { CONFIG_FILE: join(tableDir, "authgate.toml") });
+const wideCookie = await signUpCookie(wide.url);
+const baseline = BASELINE ? await startGateway(backend.url, {}, BASELINE) : undefined;
+const baselineCookie = baseline ? await signUpCookie(baseline.url) : "";
+
 interface Scenario {
   name: string;
   url: string;
@@ -43,6 +67,13 @@ const scenarios: Scenario[] = [
   { name: "bare Bun proxy", url: bare.url + "/api/hello", expectStatus: "2xx", pid: bare.proc.pid },
   { name: "gateway, authenticated", url: gateway.url + "/api/hello", headers: { cookie }, expectStatus: "2xx", pid: gateway.proc.pid },
   { name: "gateway, 401", url: gateway.url + "/api/hello", expectStatus: "401", pid: gateway.proc.pid },
+  { name: "gateway, 100 routes, authenticated", url: wide.url + "/api/svc97/v1/hello", headers: { cookie: wideCookie }, expectStatus: "2xx", pid: wide.proc.pid },
+  ...(baseline
+    ? [
+        { name: "baseline, authenticated", url: baseline.url + "/api/hello", headers: { cookie: baselineCookie }, expectStatus: "2xx" as const, pid: baseline.proc.pid },
+        { name: "baseline, 401", url: baseline.url + "/api/hello", expectStatus: "401" as const, pid: baseline.proc.pid },
+      ]
+    : []),
   ...(nginx ? [{ name: "nginx (1 worker)", url: nginx.url + "/api/hello", expectStatus: "2xx" as const, pid: nginx.proc.pid }] : []),
 ];
 
@@ -61,7 +92,8 @@ try {
     }
   }
 } finally {
-  await Promise.all([gateway.stop(), bare.stop(), backend.stop(), nginx?.stop()]);
+  await Promise.all([gateway.stop(), wide.stop(), baseline?.stop(), bare.stop(), backend.stop(), nginx?.stop()]);
+  rmSync(tableDir, { recursive: true, force: true });
 }
 
 const range = (values: number[], digits: number) =>
@@ -70,7 +102,7 @@ const bareRuns = results.get("bare Bun proxy")!.runs;
 const bareRps = median(bareRuns.map((r) => r.requestsPerSecond));
 const bareP99 = median(bareRuns.map((r) => r.p99Ms));
 
-console.log(`\nwrk -t1 -c50, ${SECONDS} s per run, ${ROUNDS} rounds alternating; median (min–max)\n`);
+console.log(`\nwrk -t1 -c50, ${SECONDS} s per run, ${ROUNDS} rounds alternating; median (min–max)${BASELINE ? `; baseline: ${BASELINE}` : ""}\n`);
 printTable(
   ["scenario", "requests/s", "× bare", "p50 ms", "p99 ms", "p99 × bare", "peak RSS MB"],
   scenarios.map((s) => {

@@ -25,17 +25,26 @@ export async function startPortPrinter(script: string, env: Record<string, strin
   return { proc, url: `http://127.0.0.1:${text.trim()}`, stop: () => stopProcess(proc) };
 }
 
-/** Starts the real gateway (src/index.ts) on a fresh SQLite file and waits for /healthz. */
-export async function startGateway(backendUrl: string, extraEnv: Record<string, string> = {}): Promise<Service & { startupMs: number }> {
+/**
+ * Starts the real gateway (src/index.ts of `root`: this checkout, or another one to compare
+ * with) on a fresh SQLite file and waits for /healthz. With a CONFIG_FILE in `extraEnv`, the
+ * table is the file's and BACKEND_API_URL is not set.
+ */
+export async function startGateway(
+  backendUrl: string,
+  extraEnv: Record<string, string> = {},
+  root = ROOT,
+): Promise<Service & { startupMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), "authgate-bench-"));
   const port = freePort();
   const started = performance.now();
-  const proc = Bun.spawn([process.execPath, join(ROOT, "src/index.ts")], {
+  const proc = Bun.spawn([process.execPath, join(root, "src/index.ts")], {
+    cwd: root,
     env: {
       ...process.env,
       PORT: String(port),
       HOST: "127.0.0.1",
-      BACKEND_API_URL: backendUrl,
+      ...(extraEnv.CONFIG_FILE === undefined && { BACKEND_API_URL: backendUrl }),
       DATABASE_URL: join(dir, "authgate.db"),
       BETTER_AUTH_SECRET: "bench-secret-bench-secret-bench-secret-0",
       BETTER_AUTH_URL: `http://127.0.0.1:${port}`,
