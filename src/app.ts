@@ -123,7 +123,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return (await auth.getSession(headers.get("cookie") ?? "", false)) !== null;
     },
   });
-  const trustedOrigins = [config.authUrl.origin, ...config.trustedOrigins];
+  const trustedOrigins = new Set([config.authUrl.origin, ...config.trustedOrigins]);
   // Routes that read the session cookie could be ridden on by a browser on another site;
   // WebSocket handshakes are GETs but get the same check (cross-site WebSocket hijacking).
   const crossSiteRefused = (request: Request, context: RequestContext, websocket: boolean) =>
@@ -131,7 +131,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       method: websocket ? "WEBSOCKET" : request.method,
       origin: request.headers.get("origin"),
       referer: request.headers.get("referer"),
-      allowedOrigins: new Set([...trustedOrigins, `${context.forwardedProto}://${context.forwardedHost}`]),
+      trustedOrigins,
+      ownOrigin: `${context.forwardedProto}://${context.forwardedHost}`,
     });
   let server: Server<RelayData> | undefined;
   const timeouts = connectionTimeouts(

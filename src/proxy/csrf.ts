@@ -14,15 +14,17 @@ export interface CsrfInput {
   method: string;
   origin: string | null;
   referer: string | null;
-  /** Origins allowed: BETTER_AUTH_URL, TRUSTED_ORIGINS and the origin the request addressed. */
-  allowedOrigins: ReadonlySet<string>;
+  /** Origins always allowed: BETTER_AUTH_URL and TRUSTED_ORIGINS (one set, built once). */
+  trustedOrigins: ReadonlySet<string>;
+  /** The origin the request addressed (its forwarded proto and host): allowed too. */
+  ownOrigin: string;
 }
 
-export function isCrossSiteRefused({ method, origin, referer, allowedOrigins }: CsrfInput): boolean {
+export function isCrossSiteRefused({ method, origin, referer, trustedOrigins, ownOrigin }: CsrfInput): boolean {
   if (SAFE_METHODS.has(method)) return false;
-  if (origin !== null) return !allowedOrigins.has(origin);
-  if (referer !== null) return !allowedOrigins.has(originOf(referer) ?? "");
-  return false;
+  const claimed = origin ?? (referer === null ? undefined : (originOf(referer) ?? ""));
+  if (claimed === undefined) return false;
+  return claimed !== ownOrigin && !trustedOrigins.has(claimed);
 }
 
 function originOf(url: string): string | undefined {

@@ -27,12 +27,12 @@ export type Match<T> =
   /** An encoded separator would put the path under another route for a backend that decodes it: 400. */
   | { readonly kind: "ambiguous" };
 
-const GATEWAY_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
-const GATEWAY_PREFIXES = [`${AUTH_BASE_PATH}/`, "/swagger"];
+const GATEWAY_PATHS = new Set(["/healthz", "/readyz", "/metrics", AUTH_BASE_PATH]);
+const AUTH_PREFIX = `${AUTH_BASE_PATH}/`;
 
-/** Whether the gateway answers this path itself, whatever the table says. */
+/** Whether the gateway answers this path itself, whatever the table says (RESERVED_PATHS, RESERVED_PREFIXES). */
 export function isGatewayPath(path: string): boolean {
-  return GATEWAY_PATHS.has(path) || GATEWAY_PREFIXES.some((prefix) => path.startsWith(prefix)) || path === AUTH_BASE_PATH;
+  return GATEWAY_PATHS.has(path) || path.startsWith(AUTH_PREFIX) || path.startsWith("/swagger");
 }
 
 export interface RouteTable<T> {
