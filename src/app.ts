@@ -19,8 +19,9 @@ import { connectionTimeouts } from "./proxy/timeouts";
 import { createUpstreamProxy } from "./proxy/upstream";
 import { checkHandshake, createWebSocketRelay, type RelayData } from "./proxy/ws";
 import { compileTable, type RouteTable } from "./routes/match";
-import { checksOrigin, readsSession, refusal } from "./routes/policy";
-import { prepareRoute, type PreparedRoute, type Routed } from "./routes/prepare";
+import { createCallerCheck, identityHeadersFor, type Caller } from "./routes/caller";
+import { checksOrigin } from "./routes/policy";
+import { prepareRoute, type PreparedRoute, type Routed, type UpstreamTarget } from "./routes/prepare";
 import type { Route } from "./routes/table";
 import { createMinter } from "./token/mint";
 import { createSigningKeys } from "./token/signing-key";
@@ -35,8 +36,6 @@ export interface GatewayOptions {
   authWorkerUrl?: string;
   /** Restart backoff and call deadline of the auth worker (tests shorten them). */
   authSupervision?: Omit<SupervisionOptions, "onRestart">;
-  /** What a reload reads (tests); by default CONFIG_FILE again, validated like at start-up. */
-  loadRoutes?: () => readonly Route[];
 }
 
 export interface Gateway {
@@ -108,6 +107,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const keyCheck = setInterval(() => void signingKeys.refresh().catch(() => {}), 60_000);
   keyCheck.unref();
 
+  const callerOf = createCallerCheck(identities);
   // Replaced whole on reload; a request keeps the route it was matched to.
   let table: RouteTable<PreparedRoute> = compileTable(config.routes, prepareRoute);
 
@@ -150,7 +150,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
     routedOf: (request) => routedRequests.get(request),
-    identities,
+    callerOf,
     proxy: createUpstreamProxy({ connectionTimeouts: timeouts, metrics, logger }),
     metrics,
     readiness: createReadiness(auth, signingKeys, config.redisUrl !== undefined),
@@ -264,7 +264,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
     // 7. WebSocket: its own relay, outside the app (see src/proxy/ws.ts).
     if (websocket) {
-      const response = await upgradeWebSocket(request, bunServer, routed, context);
+      const response = await upgradeWebSocket(request, bunServer, routed, prepared, context);
       if (!response) {
         context.outcome.answered = true;
         logAnswer(request, path, 101, context);
@@ -278,28 +278,29 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     return answered(request, path, await app.handle(request), context);
   }
 
-  /** The WebSocket stage: the handshake checked, the caller identified, the backend socket opened and relayed. */
-  async function upgradeWebSocket(request: Request, bunServer: Server<RelayData>, routed: Routed, context: RequestContext) {
+  /** The WebSocket stage: the handshake checked, the caller let through, the backend socket opened and relayed. */
+  async function upgradeWebSocket(request: Request, bunServer: Server<RelayData>, routed: Routed, target: UpstreamTarget, context: RequestContext) {
     const handshake = checkHandshake(request.headers);
     if ("problem" in handshake) {
       logger.info("WebSocket handshake refused", { requestId: context.requestId, reason: handshake.problem });
       return jsonError(400, "Invalid WebSocket handshake");
     }
-    const target = routed.target as Extract<PreparedRoute, { kind: "upstream" }>;
     const { route } = target;
-    const identity = readsSession(route) ? await identities.identify(request.headers) : null;
-    const refused = refusal(route, identity?.claims ?? null);
-    if (refused) return jsonError(refused.status, refused.publicMessage);
+    let caller: Caller;
+    try {
+      caller = await callerOf(route, request.headers);
+    } catch (error) {
+      // A refusal (401, 403) or the auth service down (503): answered like any request's.
+      if (!(error instanceof GatewayError)) throw error;
+      if (error.status >= 500) logger.error(error.publicMessage, { requestId: context.requestId, ...describeError(error) });
+      return jsonError(error.status, error.publicMessage);
+    }
+    const { identity, token } = caller;
     if (identity) context.outcome.userId = identity.claims.sub;
     timeouts.awaitBackend(request, route.timeoutMs);
     return relay.upgrade(request, bunServer, {
       url: upstreamUrl(target.wsBase, route.stripPrefix, routed),
-      headers: upstreamRequestHeaders(
-        request.headers,
-        identity ? await identities.tokenFor(identity.claims, route.audience) : undefined,
-        context,
-        identity && route.identityHeaders ? { user: identity.claims.sub, email: identity.claims.email } : undefined,
-      ),
+      headers: upstreamRequestHeaders(request.headers, token, context, identityHeadersFor(route, identity)),
       protocols: handshake.protocols,
       requestId: context.requestId,
       // An anonymous socket (an `optional` or `none` route) has no session to re-check.
@@ -369,7 +370,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         return { ok: true };
       }
       try {
-        const routes = (options.loadRoutes ?? (() => reloadRoutes(config)))();
+        const routes = reloadRoutes(config);
         table = compileTable(routes, prepareRoute);
         metrics.configReloaded("ok");
         logger.info("configuration reloaded", { routes: routes.length });

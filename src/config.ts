@@ -1,6 +1,6 @@
 import { LOG_LEVELS, type LogLevel } from "./ops/log";
 import { compileTrustedProxies } from "./ops/request-context";
-import { configFilePath, resolveRoutes, routesFromFile, type RouteDefaults } from "./routes/config-file";
+import { configFilePath, resolveRoutes, withoutCredentials, routesFromFile, type RouteDefaults } from "./routes/config-file";
 import type { Route } from "./routes/table";
 
 /**
@@ -126,11 +126,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     try {
       url = new URL(raw);
     } catch {
-      problems.push(`${name} must be an http(s) URL, got "${raw}"`);
+      problems.push(`${name} must be an http(s) URL, got "${withoutCredentials(raw)}"`);
       return undefined;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
-      problems.push(`${name} must be an http(s) URL, got "${raw}"`);
+      problems.push(`${name} must be an http(s) URL, got "${withoutCredentials(raw)}"`);
       return undefined;
     }
     if (url.search || url.hash || url.username || url.password) {
@@ -146,7 +146,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   const authUrlRaw = read("BETTER_AUTH_URL") ?? `http://localhost:${port}`;
   const authUrlParsed = httpUrl("BETTER_AUTH_URL", authUrlRaw);
   if (authUrlParsed && authUrlParsed.pathname !== "/") {
-    problems.push(`BETTER_AUTH_URL must be an origin without a path, got "${authUrlRaw}"`);
+    problems.push(`BETTER_AUTH_URL must be an origin without a path, got "${withoutCredentials(authUrlRaw)}"`);
   }
   const authUrl = authUrlParsed ?? new URL(`http://localhost:${port}`);
 
@@ -171,7 +171,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   // Session cookies and the JWT issuer travel over this origin: plain http only on this machine.
   if (production && authUrlParsed?.protocol === "http:" && !isLoopbackHost(authUrlParsed.hostname)) {
     problems.push(
-      `BETTER_AUTH_URL must be an https:// URL when NODE_ENV=production (http:// only for localhost, 127.0.0.0/8 or [::1]), got "${authUrlRaw}"`,
+      `BETTER_AUTH_URL must be an https:// URL when NODE_ENV=production (http:// only for localhost, 127.0.0.0/8 or [::1]), got "${withoutCredentials(authUrlRaw)}"`,
     );
   }
 
@@ -264,9 +264,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
 /**
  * The route table again, for SIGHUP: config.configFile re-read with the start-up defaults.
  * Only the file: the environment was checked at start-up and cannot change under a running
- * process. Without a file
- * there is nothing to re-read and the table stays. Throws a ConfigError with every problem;
- * the caller then keeps the table it has.
+ * process. Without a file there is nothing to re-read and the table stays. Throws a
+ * ConfigError with every problem; the caller then keeps the table it has.
  */
 export function reloadRoutes(config: Config): Route[] {
   if (config.configFile === undefined) return [...config.routes];

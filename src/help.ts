@@ -7,7 +7,7 @@ const VARIABLES: [string, string, string][] = [
   ["PORT", "3000", "listen port"],
   ["HOST", "0.0.0.0", "listen address"],
   ["CONFIG_FILE", "-", "route table file (.toml, .yaml, .yml, .json), re-read on SIGHUP; not with the next three"],
-  ["BACKEND_API_URL", "http://localhost:8080", "where /api/* is forwarded (server-side only)"],
+  ["BACKEND_API_URL", "http://localhost:8080", "without CONFIG_FILE: where /api/* is forwarded (server-side only)"],
   ["STATIC_DIR", "-", "serve this directory at / as a single-page app, without sign-in"],
   ["FRONTEND_URL", "-", "forward / to this dev server, without sign-in (not with STATIC_DIR)"],
   ["DATABASE_URL", "./data/authgate.db", "SQLite file path, or a postgres:// URL"],

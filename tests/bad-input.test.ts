@@ -384,7 +384,7 @@ describe("the Host header", () => {
     ["x", "/v1/api/items", 404, "Not found"],
     ["x", "/v1/api/..%2F..%2Fadmin", 400, "Bad request path"],
     ["xy", "/a/api/%zz", 400, "Bad request path"],
-  ] as const)("Host: %s with %s is not proxied outside /api/ (%d), backend not contacted", async (host, target, status, error) => {
+  ] as const)("Host: %s with %s is not routed by a mis-found path (%d), backend not contacted", async (host, target, status, error) => {
     const seen = await backendRequestsDuring(async () => {
       const response = await rawHttp(
         [`GET ${target} HTTP/1.1`, `Host: ${host}`, `Cookie: ${cookie}`, "", ""].join("\r\n"),

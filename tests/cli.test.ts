@@ -150,6 +150,20 @@ describe("check-config", () => {
   );
 
   test(
+    "without a file: the table the environment implies (BACKEND_API_URL, STATIC_DIR)",
+    async () => {
+      const dir = freshDir();
+      mkdirSync(join(dir, "dist"));
+      const run = await runCli(["check-config"], { BACKEND_API_URL: "http://127.0.0.1:9/v1", STATIC_DIR: "./dist" }, { cwd: dir });
+      expect(run.code).toBe(0);
+      const [api, app] = lines(run.stdout);
+      expect(api).toMatch(/^\[0\] api\s+\/api\s+→ http:\/\/127\.0\.0\.1:9\/v1\s+auth = required$/);
+      expect(app).toMatch(/^\[1\] app\s+\/\s+→ static \S+\/dist \(spa\)\s+auth = none$/);
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
     "an invalid table: exit 1, every problem on its own line with the field's path, nothing on stdout",
     async () => {
       const dir = freshDir();

@@ -94,6 +94,9 @@ describe("parseRoutes reports every problem, one line each", () => {
     ["no path", routes(api({ path: undefined })), ["routes[0].path: required"]],
     ["a path that is not a string", routes(api({ path: 5 })), ["routes[0].path: must be a string, got 5"]],
     ["a path without the leading /", routes(api({ path: "api" })), ['routes[0].path: must start with "/", got "api"']],
+    ["two paths that differ only in case", routes(api(), api({ name: "API", path: "/API" })), ['routes[1].path: "/API" is also routes[0]\'s path ("/api", ignoring case)']],
+    ["an audience where nobody is identified", routes(api({ auth: "none", audience: "x" })), ['routes[0].audience: only for routes that identify the caller (auth = "required" or "optional")']],
+    ["identity headers where nobody is identified", routes(api({ auth: "none", identity_headers: true })), ['routes[0].identity_headers: only for routes that identify the caller (auth = "required" or "optional")']],
     ["a non-ASCII path", routes(api({ path: "/café" })), ['routes[0].path: must contain only ASCII characters, got "/café"']],
     ["a name the metrics use for the gateway", routes(api({ name: "auth" })), ['routes[0].name: "auth" is the metrics\' name for the gateway\'s own requests: choose another']],
     ["a path with a space", routes(api({ path: "/a b" })), ['routes[0].path: must not contain whitespace or control characters, got "/a b"']],
@@ -307,8 +310,10 @@ describe("parseRoutes resolves and normalises", () => {
 
   test.each<[string, Record<string, unknown>, unknown]>([
     ["email_verified alone", { email_verified: true }, { emails: [], emailDomains: [], emailVerified: true }],
-    ["emails alone", { emails: ["A@B.C"] }, { emails: ["a@b.c"], emailDomains: [], emailVerified: false }],
-    ["email_domains alone", { email_domains: ["Sub.Example.com", "bücher.de"] }, { emails: [], emailDomains: ["sub.example.com", "bücher.de"], emailVerified: false }],
+    // Naming addresses requires them verified, unless the rule says otherwise.
+    ["emails alone: verified required", { emails: ["A@B.C"] }, { emails: ["a@b.c"], emailDomains: [], emailVerified: true }],
+    ["email_domains alone: verified required", { email_domains: ["Sub.Example.com", "bücher.de"] }, { emails: [], emailDomains: ["sub.example.com", "bücher.de"], emailVerified: true }],
+    ["emails with email_verified = false", { emails: ["a@b.c"], email_verified: false }, { emails: ["a@b.c"], emailDomains: [], emailVerified: false }],
   ])("allow: %s", (_name, allow, expected) => {
     const { routes: [route], problems } = parse(routes(api({ allow })));
     expect(problems).toEqual([]);
@@ -371,6 +376,9 @@ describe("resolveRoutes without a config file: the environment's table", () => {
     // BACKEND_API_URL's messages are the ones it had before route tables.
     ["BACKEND_API_URL not http(s)", { BACKEND_API_URL: "ftp://x" }, ['BACKEND_API_URL must be an http(s) URL, got "ftp://x"']],
     ["BACKEND_API_URL with a query", { BACKEND_API_URL: "http://b/?x=1" }, ["BACKEND_API_URL must not carry a query, fragment or credentials"]],
+    // A value that is no URL is echoed, but never what precedes an "@" in it.
+    ["FRONTEND_URL without a scheme, with a password", { FRONTEND_URL: "dev:hunter2@localhost:5173" }, ['FRONTEND_URL must be an http(s) URL, got "***@localhost:5173"']],
+    ["BACKEND_API_URL of another scheme, with a password", { BACKEND_API_URL: "ftp://u:hunter2@x" }, ['BACKEND_API_URL must be an http(s) URL, got "ftp://***@x"']],
   ])("%s is an error", (_name, env, expected) => {
     expect(resolve(env).problems).toEqual(expected);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compileTable, comparable, isGatewayPath } from "../src/routes/match";
+import { compileTable, comparable, isGatewayPath, lenient } from "../src/routes/match";
 import type { Route } from "../src/routes/table";
 
 /** A route as the config file would give it; only path and name matter to matching. */
@@ -76,18 +76,30 @@ describe("matching: the gateway's own paths win over every route", () => {
 
 describe("matching: paths compared as a backend would decode them", () => {
   test.each([
-    // Unreserved characters percent-encoded are the same path (RFC 3986 §6.2.2.2).
+    // Printable characters percent-encoded are read decoded.
     ["/api/%61dmin/users", "admin /users"],
     ["/%61pi/admin", "admin /"],
-    ["/api/%41dmin", "api /%41dmin"], // %41 is "A": paths are case-sensitive
     ["/api/x%2dy", "api /x%2dy"], // the rest is forwarded as sent
-    // An encoded slash that would cross into another route for a decoding backend.
-    ["/api%2Fadmin/users", "ambiguous"],
+    ["/api/billing/v2/%69nvoices", "billing /%69nvoices"],
+    // What lenient backends read as another route's path is refused, not guessed at.
+    ["/api/ADMIN/users", "ambiguous"], // case-insensitive routers (Express, ASP.NET)
+    ["/api/%41dmin", "ambiguous"], // %41 is "A"
+    ["/API/x", "ambiguous"], // / for the gateway, /api for a case-insensitive backend
+    ["/api/admin;jsessionid=1/users", "ambiguous"], // Tomcat, Jetty and Spring drop ;parameters
+    ["/api/admin%3Bx", "ambiguous"], // the same, encoded
+    ["/api/admin./users", "ambiguous"], // IIS drops trailing dots
+    ["/api/admin%2e", "ambiguous"],
+    ["/api%2Fadmin/users", "ambiguous"], // servers that decode %2F before routing
     ["/api/admin%2fusers", "ambiguous"],
     ["/api%5Cadmin", "ambiguous"],
-    // One that stays within its route either way is an ordinary character.
+    // The same readings that stay within the route are ordinary paths.
+    ["/api/Orders/42", "api /Orders/42"],
     ["/api/files/a%2Fb", "api /files/a%2Fb"],
     ["/api/admin/a%2Fb", "admin /a%2Fb"],
+    ["/api/admin/users;v=2", "admin /users;v=2"],
+    ["/api/x.", "api /x."],
+    ["/docs/README.md", "docs /README.md"],
+    ["/api/admin/ALL", "admin /ALL"],
   ])("%s → %s", (path, expected) => {
     expect(answer(path)).toBe(expected);
   });
@@ -95,12 +107,34 @@ describe("matching: paths compared as a backend would decode them", () => {
   test.each([
     ["/api/%61%62", "/api/ab"],
     ["/a%2fb", "/a%2Fb"],
+    ["/a%5cb", "/a%5Cb"],
     ["/%7e%7E", "/~~"],
+    ["/%24batch%3b%3D", "/$batch;="],
+    ["/%25%3f%23", "/%25%3F%23"],
     ["/%e2%82%ac", "/%E2%82%AC"],
-    ["/%20", "/%20"],
+    ["/%20%7f", "/%20%7F"],
   ])("comparable(%s) = %s", (path, expected) => {
     expect(comparable(path)).toBe(expected);
   });
+
+  test.each([
+    ["/api/admin", "/api/admin"],
+    ["/API/Admin", "/api/admin"],
+    ["/api/admin;x=1/users;y", "/api/admin/users"],
+    ["/api/admin./x..", "/api/admin/x"],
+    ["/api%2Fadmin%5Cx", "/api/admin/x"],
+    ["/v1.2/a.b", "/v1.2/a.b"],
+  ])("lenient(%s) = %s", (path, expected) => {
+    expect(lenient(path)).toBe(expected);
+  });
+});
+
+test("a route whose path names an encoded character is found by either spelling", () => {
+  const odata = compileTable([route("api", "/api"), route("batch", "/api/$batch")], (r) => r.name);
+  for (const path of ["/api/$batch", "/api/%24batch"]) {
+    const match = odata.match(path);
+    expect(match.kind === "route" && match.route).toBe("batch");
+  }
 });
 
 describe("a table without a catch-all", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { admits, checksOrigin, readsSession, refusal, type Caller } from "../src/routes/policy";
+import { admits, checksOrigin, readsSession, refusal, type SessionUser } from "../src/routes/policy";
 import type { AllowRule, AuthMode, Route } from "../src/routes/table";
 
 function route(auth: AuthMode, allow?: Partial<AllowRule>): Route {
@@ -19,12 +19,12 @@ function route(auth: AuthMode, allow?: Partial<AllowRule>): Route {
   };
 }
 
-const ada: Caller = { email: "Ada@Example.com", email_verified: true };
-const bob: Caller = { email: "bob@admins.test", email_verified: false };
-const eve: Caller = { email: "eve@sub.admins.test", email_verified: true };
+const ada: SessionUser = { email: "Ada@Example.com", email_verified: true };
+const bob: SessionUser = { email: "bob@admins.test", email_verified: false };
+const eve: SessionUser = { email: "eve@sub.admins.test", email_verified: true };
 
 describe("refusal: what each auth mode and allow rule answers", () => {
-  test.each<[string, Route, Caller | null, string | undefined]>([
+  test.each<[string, Route, SessionUser | null, string | undefined]>([
     ["required, no session", route("required"), null, "401 Authentication required"],
     ["required, a session", route("required"), ada, undefined],
     ["optional, no session: forwarded anonymously", route("optional"), null, undefined],

@@ -23,6 +23,8 @@ let ada: { cookie: string; user: { id: string; email: string } };
 let admin: { cookie: string; user: { id: string; email: string } };
 let outsider: { cookie: string; user: { id: string; email: string } };
 let member: { cookie: string; user: { id: string; email: string } };
+let colleague: { cookie: string; user: { id: string; email: string } };
+let unverifiedAdmin: { cookie: string; user: { id: string; email: string } };
 
 const INDEX_HTML = "<!doctype html><title>app</title><div id=app></div>";
 
@@ -125,7 +127,15 @@ allow = { email_domains = ["example.test"] }
   admin = await signUp(gw.url, "root@admins.test");
   outsider = await signUp(gw.url, "eve@sub.admins.test");
   member = await signUp(gw.url, `member-${crypto.randomUUID()}@example.test`);
+  colleague = await signUp(gw.url, `colleague-${crypto.randomUUID()}@example.test`);
+  unverifiedAdmin = await signUp(gw.url, "nobody@admins.test");
+  // What a verification e-mail would do: before these sessions are first used (and cached).
+  for (const { user } of [ada, admin, outsider, colleague]) await verify(user.id);
 });
+
+async function verify(userId: string) {
+  await gw.db.kysely.updateTable("user").set({ emailVerified: 1 } as never).where("id", "=", userId).execute();
+}
 
 afterAll(async () => {
   await gw?.stop();
@@ -263,6 +273,12 @@ describe("WebSockets follow the route's policy", () => {
     expect(seen.authorization).toStartWith("Bearer ");
   });
 
+  test("required: a handshake without a session gets 401 and no backend socket", async () => {
+    const before = sockets.handshakes.items.length;
+    expect(await handshakeStatus("/ws/admin/feed", "theme=dark")).toBe(401);
+    expect(sockets.handshakes.items.length).toBe(before);
+  });
+
   test("optional: a socket without a session opens without Authorization", async () => {
     expect(await echoThrough("/ws/maybe/anon")).toBe("echo ping");
     const seen = await sockets.handshakes.next((h) => h.path === "/ws/maybe/anon");
@@ -333,6 +349,7 @@ describe("allow", () => {
     ["root@admins.test, by domain", () => admin, 200],
     ["eve@sub.admins.test: a subdomain is not the domain", () => outsider, 403],
     ["a member of example.test, neither listed nor of the domain", () => member, 403],
+    ["nobody@admins.test, of the domain but not verified (required by default when addresses are named)", () => unverifiedAdmin, 403],
   ] as const)("%s → %d", async (_who, caller, status) => {
     const seen = await receivedBy(api, async () => {
       const response = await fetch(`${gw.url}/api/admin/users`, { headers: { cookie: caller().cookie } });
@@ -348,7 +365,7 @@ describe("allow", () => {
 
   test("email_verified: an unverified user gets 403, a verified one passes", async () => {
     expect((await fetch(`${gw.url}/api/verified/x`, { headers: { cookie: member.cookie } })).status).toBe(403);
-    await gw.db.kysely.updateTable("user").set({ emailVerified: 1 } as never).where("id", "=", member.user.id).execute();
+    await verify(member.user.id);
     // A fresh sign-in reads the user anew (the cached session holds the old claims for SESSION_CACHE_SECONDS).
     const signIn = await fetch(`${gw.url}/api/auth/sign-in/email`, {
       method: "POST",
@@ -360,6 +377,62 @@ describe("allow", () => {
       expect((await fetch(`${gw.url}/api/verified/x`, { headers: { cookie } })).status).toBe(200);
     });
     expect(seen[0]!.claims).toMatchObject({ email_verified: true });
+  });
+});
+
+describe("spellings of a path", () => {
+  test.each([
+    ["/api/%61dmin/users", 403, "Forbidden"], // read as /api/admin: its allow applies
+    ["/api/ADMIN/users", 400, "Bad request path"], // another route for a case-insensitive backend
+    ["/api/admin;v=1/users", 400, "Bad request path"], // …for one that drops ;parameters
+    ["/api/admin./users", 400, "Bad request path"], // …for one that drops trailing dots
+    ["/api%2Fadmin/users", 400, "Bad request path"], // …for one that decodes %2F first
+  ] as const)("%s as a signed-in non-admin → %d, the upstream not contacted", async (target, status, error) => {
+    const seen = await receivedBy(api, async () => {
+      const response = await rawHttp(
+        Number(new URL(gw.url).port),
+        [`GET ${target} HTTP/1.1`, `Host: ${new URL(gw.url).host}`, `Cookie: ${member.cookie}`, "Connection: close", "", ""].join("\r\n"),
+      );
+      expect(response.status).toBe(status);
+      expect(JSON.parse(response.text)).toEqual({ error });
+    });
+    expect(seen).toHaveLength(0);
+  });
+
+  test("HEAD and OPTIONS are subject to allow like GET", async () => {
+    for (const method of ["HEAD", "OPTIONS"]) {
+      const seen = await receivedBy(api, async () => {
+        expect((await fetch(`${gw.url}/api/admin/users`, { method, headers: { cookie: member.cookie } })).status).toBe(403);
+        expect((await fetch(`${gw.url}/api/admin/users`, { method, headers: { cookie: ada.cookie } })).status).toBe(200);
+      });
+      expect(seen.map((r) => r.method)).toEqual([method]);
+    }
+  });
+
+  test("a chunked body over the route's max_body_bytes is cut off with 413", async () => {
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("x".repeat(8)));
+        controller.enqueue(new TextEncoder().encode("x".repeat(8)));
+        controller.close();
+      },
+    });
+    const response = await fetch(`${gw.url}/api/small/upload`, { method: "POST", headers: { cookie: ada.cookie }, body, duplex: "half" } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({ error: "Request body too large" });
+  });
+
+  test('an "auth = none" route never looks the session up', async () => {
+    const lookups = async () => {
+      const text = await metricsOf(gw.url);
+      return (sample(text, 'authgate_session_cache_total{result="hit"}') ?? 0) + (sample(text, 'authgate_session_cache_total{result="miss"}') ?? 0);
+    };
+    const before = await lookups();
+    for (let i = 0; i < 3; i++) expect((await fetch(`${gw.url}/api/public/x`, { headers: { cookie: ada.cookie } })).status).toBe(200);
+    expect(await lookups()).toBe(before);
+    // The same cookie on a required route is looked up: the counter can move.
+    expect((await fetch(`${gw.url}/api/x`, { headers: { cookie: ada.cookie } })).status).toBe(200);
+    expect(await lookups()).toBe(before + 1);
   });
 });
 
@@ -413,19 +486,36 @@ describe("static routes next to the API", () => {
   test("a static route can require a session and an allow rule too", async () => {
     expect((await fetch(`${gw.url}/internal/`)).status).toBe(401);
     expect((await fetch(`${gw.url}/internal/`, { headers: { cookie: ada.cookie } })).status).toBe(403);
-    const response = await fetch(`${gw.url}/internal/`, { headers: { cookie: member.cookie } });
+    const response = await fetch(`${gw.url}/internal/`, { headers: { cookie: colleague.cookie } });
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("<h1>internal</h1>");
   });
 
-  test("the gateway's own paths win over the / route", async () => {
+  test("the gateway's own paths win over the / route; /healthz/ is not /healthz", async () => {
     expect(await (await fetch(`${gw.url}/healthz`)).json()).toEqual({ status: "ok" });
+    const slashed = await fetch(`${gw.url}/healthz/`, { headers: { "x-request-id": "healthz-slash" } });
+    expect(slashed.status).toBe(404);
+    expect(gw.logLines.map((line) => JSON.parse(line)).find((line) => line.requestId === "healthz-slash")).toMatchObject({ route: "app" });
     expect((await fetch(`${gw.url}/api/auth/jwks`)).status).toBe(200);
     expect((await fetch(`${gw.url}/swagger/json`)).status).toBe(200);
   });
 });
 
 describe("observability", () => {
+  test("every answer, early or late, leaves the in-flight gauge where it was: only the scrape itself is in flight", async () => {
+    await fetch(`${gw.url}/api/items`); // 401 in the app
+    await fetch(`${gw.url}/api/admin/x`, { headers: { cookie: member.cookie } }); // 403 in the app
+    await fetch(`${gw.url}/api/x`, { method: "POST", headers: { origin: "https://evil.example", cookie: ada.cookie } }); // 403 before it
+    await fetch(`${gw.url}/api/small/x`, { method: "POST", headers: { cookie: ada.cookie }, body: "x".repeat(20) }); // 413
+    await fetch(`${gw.url}/assets/missing.js`); // 404 from the files
+    await fetch(`${gw.url}/api/slow/slow-headers?ms=3000`, { headers: { cookie: ada.cookie } }); // 504
+    await handshakeStatus("/ws/admin/x", member.cookie); // 403 on a handshake
+    await handshakeStatus("/ws/admin/x", "theme=dark"); // 401 on a handshake
+    expect(await echoThrough("/ws/maybe/x")).toBe("echo ping"); // 101, then closed
+    await rawHttp(Number(new URL(gw.url).port), "GET /a/../b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); // 400 path
+    expect(sample(await metricsOf(gw.url), "authgate_http_requests_in_flight")).toBe(1);
+  });
+
   test("the log line and the request metrics carry the route's name", async () => {
     await fetch(`${gw.url}/api/billing/for-the-log`, { headers: { cookie: ada.cookie, "x-request-id": "route-log-1" } });
     await fetch(`${gw.url}/for-the-log`, { headers: { "x-request-id": "route-log-2" } });

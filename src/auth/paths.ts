@@ -1,5 +1,5 @@
 /**
- * Where Better Auth is mounted; everything else under /api/ is proxied. Kept apart from
+ * Where Better Auth is mounted (reserved: no route of the table may shadow it). Kept apart from
  * ./index.ts so that the proxy thread can know the path without loading Better Auth.
  */
 export const AUTH_BASE_PATH = "/api/auth";

@@ -1,6 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
-import type { IdentityResolver } from "../auth/identity";
 import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "../auth/paths";
 import type { AuthWorker } from "../auth/remote";
 import type { Config } from "../config";
@@ -12,7 +11,7 @@ import type { RequestContext } from "../ops/request-context";
 import { upstreamRequestHeaders } from "../proxy/headers";
 import { upstreamUrl } from "../proxy/target";
 import type { UpstreamProxy } from "../proxy/upstream";
-import { readsSession, refusal } from "../routes/policy";
+import { identityHeadersFor, type CallerCheck } from "../routes/caller";
 import type { Routed } from "../routes/prepare";
 
 export interface AppDeps {
@@ -23,7 +22,7 @@ export interface AppDeps {
   contextOf(request: Request): RequestContext;
   /** The route the pipeline matched for this request (undefined: a gateway path, or none). */
   routedOf(request: Request): Routed | undefined;
-  identities: IdentityResolver;
+  callerOf: CallerCheck;
   proxy: UpstreamProxy;
   metrics: Metrics;
   readiness(): Promise<Record<string, string>>;
@@ -43,7 +42,10 @@ export function buildApp(deps: AppDeps) {
   // into the path when the Host is shorter than 4 characters (`Host: x` made Elysia route
   // `/v1/api/items` as `/api/items`). From index 7, the first "/" after "http://" is always the
   // path's. The gateway serves plain HTTP only (TLS ends at the proxy in front of it).
-  return new Elysia({ name: "authgate", handler: { standardHostname: false } })
+  // strictPath: `/healthz/` is not `/healthz`. The table decided which paths are the gateway's
+  // (src/routes/match.ts); Elysia's lenient trailing slash would answer `/healthz/` with the
+  // health check although the table routed it to a route.
+  return new Elysia({ name: "authgate", strictPath: true, handler: { standardHostname: false } })
     .onError(function mapErrorToJson({ error, code, request }) {
       const requestId = deps.contextOf(request).requestId;
       if (error instanceof GatewayError) {
@@ -86,21 +88,16 @@ export function buildApp(deps: AppDeps) {
     .use(tableRoutes(deps));
 }
 
-function tableRoutes({ identities, contextOf, routedOf, proxy }: AppDeps) {
+function tableRoutes({ callerOf, contextOf, routedOf, proxy }: AppDeps) {
   return new Elysia({ name: "authgate/routes" })
     .resolve(async function identifyCaller({ request }) {
       const routed = routedOf(request);
       // A path the gateway owns that none of its routes answers (`/swaggerx`, POST /healthz).
       if (!routed) throw new GatewayError(404, "Not found");
-      const { route } = routed.target;
-      const identity = readsSession(route) ? await identities.identify(request.headers) : null;
-      const refused = refusal(route, identity?.claims ?? null);
-      if (refused) throw refused;
+      // The session, the route's policy, and the JWT for its audience (src/routes/caller.ts).
+      const { identity, token } = await callerOf(routed.target.route, request.headers);
       const context = contextOf(request);
       if (identity) context.outcome.userId = identity.claims.sub;
-      // The JWT is derived here, for the route's audience; files from disk need none.
-      let token = identity && route.kind === "upstream" ? identities.tokenFor(identity.claims, route.audience) : undefined;
-      if (typeof token === "object") token = await token;
       return { routed, identity, token, context };
     })
     .all(
@@ -118,12 +115,7 @@ function tableRoutes({ identities, contextOf, routedOf, proxy }: AppDeps) {
           request,
           {
             url: upstreamUrl(target.base, route.stripPrefix, routed),
-            headers: upstreamRequestHeaders(
-              request.headers,
-              token,
-              context,
-              identity && route.identityHeaders ? { user: identity.claims.sub, email: identity.claims.email } : undefined,
-            ),
+            headers: upstreamRequestHeaders(request.headers, token, context, identityHeadersFor(route, identity)),
             timeoutMs: route.timeoutMs,
             maxBodyBytes: route.maxBodyBytes,
             setCookies,

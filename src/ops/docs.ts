@@ -27,7 +27,7 @@ export function docsPlugin(schema: { paths: Record<string, unknown>; components:
             title: "authgate",
             version: "0.1.0",
             description:
-              "Authentication gateway. Better Auth routes are listed below; every other `/api/*` request is forwarded to the backend with a short-lived JWT in `Authorization: Bearer`.",
+              "Authentication gateway. Better Auth routes are listed below. Other paths go by the gateway's route table: to a backend, with a short-lived JWT in `Authorization: Bearer` where the route identifies the caller, or to static files.",
           },
           components: schema.components as never,
           paths: schema.paths as never,

@@ -45,10 +45,12 @@ const GATEWAY_OWNED = [
 ];
 
 /**
- * Other headers that backends and frameworks read as "the client's address" or "how the
- * client connected" (nginx's X-Real-IP, CDNs' client-IP headers, the rest of the
- * X-Forwarded family). The gateway does not set them, and a client must not either: a backend
- * that trusts one would take the client's word for its own address.
+ * Other headers that backends and frameworks read as "the client's address", "who the user
+ * is" or "which URL was asked for" (nginx's X-Real-IP, CDNs' client-IP headers; REMOTE_USER
+ * conventions; IIS URL Rewrite's and Symfony's original-URL headers, which would let a request
+ * to a public route be served as another path). The gateway does not set them, and a client
+ * must not either: a backend that trusts one would take the client's word for it. The whole
+ * X-Forwarded-* and X-Auth-Request-* families go too (FAMILIES below).
  */
 const SPOOFABLE = [
   "x-real-ip",
@@ -58,12 +60,27 @@ const SPOOFABLE = [
   "cf-connecting-ip",
   "fastly-client-ip",
   "x-cluster-client-ip",
-  "x-forwarded-port",
-  "x-forwarded-server",
-  "x-forwarded-ssl",
-  "x-forwarded-scheme",
-  "x-forwarded-prefix",
+  "remote-user",
+  "x-remote-user",
+  "x-webauth-user",
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
 ];
+
+/**
+ * Prefixes of header families a client may not send at all: every X-Forwarded-* (the gateway
+ * sets -For, -Proto and -Host itself; -Port, -Prefix, and oauth2-proxy's -User, -Email,
+ * -Groups, -Access-Token … would be believed by some backend) and oauth2-proxy's
+ * X-Auth-Request-* (the gateway sets -User and -Email where a route asks for them).
+ */
+const FAMILIES = ["x-forwarded-", IDENTITY_HEADER_FAMILY];
+
+function inDroppedFamily(name: string): boolean {
+  if (!name.startsWith("x-")) return false;
+  for (const family of FAMILIES) if (name.startsWith(family)) return true;
+  return false;
+}
 
 /**
  * `Expect: 100-continue` was for the gateway: Bun has already told the client to go on, and
@@ -182,9 +199,8 @@ export function upstreamRequestHeaders(
   // path than deleting each of the ~30 dropped names in turn.
   const connectionNamed = namedInConnection(incoming.get("connection"));
   for (const name of incoming.keys()) {
-    if (DROPPED.has(name) || connectionNamed?.has(name) || (name.includes("_") && DROPPED.has(name.replaceAll("_", "-")))) {
-      headers.delete(name);
-    } else if (name.startsWith("x-auth") && name.replaceAll("_", "-").startsWith(IDENTITY_HEADER_FAMILY)) {
+    const dashed = name.includes("_") ? name.replaceAll("_", "-") : name;
+    if (DROPPED.has(dashed) || connectionNamed?.has(name) || inDroppedFamily(dashed)) {
       headers.delete(name);
     }
   }

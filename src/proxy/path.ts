@@ -31,8 +31,9 @@ function isDotSegment(decoded: string): boolean {
 }
 
 /**
- * Deepest path whose raw target the gateway can check segment by segment (see rawRoutes): 33,
- * so `/api` and 32 segments below it; a deeper path, like one with an empty segment, is refused.
+ * Deepest path whose raw target the gateway can check segment by segment (see rawRoutes): 33
+ * segments (`/api` and 32 below it, as before route tables). A deeper path, like one with an
+ * empty segment, is refused.
  */
 export const MAX_PATH_SEGMENTS = 33;
 

@@ -21,7 +21,6 @@ export function backendBase(backendUrl: URL): string {
   return backendUrl.href.replace(/\/+$/, "");
 }
 
-
 /**
  * Where a route's requests go: the upstream's origin and prefix, and the path the client sent
  * (or, with strip_prefix, the part after the route's path) with the query byte for byte.

@@ -2,7 +2,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { jsonError } from "../errors";
 import type { Logger } from "../ops/log";
 
-/**
+/*
  * WebSocket relay. Elysia's `.ws()` parses message text (`'42'` would arrive as a number),
  * so the upgrade is handled at the Bun.serve level and frames are passed on as received:
  * text as strings, binary as bytes, close codes and reasons included.
@@ -11,6 +11,7 @@ import type { Logger } from "../ops/log";
  * subprotocol the backend chose, and a backend that refuses gets the client a 502 instead of
  * a socket that opens and closes at once.
  */
+
 /** The session behind a socket: its id, and its cookie to re-validate it while the socket is open. */
 export interface SocketSession {
   readonly id: string;

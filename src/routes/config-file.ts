@@ -262,7 +262,13 @@ function parseAllow(value: unknown, field: string, problems: string[]): AllowRul
     return undefined;
   }, problems);
   const verifiedRaw = get(value, "email_verified");
-  const emailVerified = verifiedRaw === undefined ? false : boolean(verifiedRaw, `${field}.email_verified`, problems);
+  // An address proves nothing until it is verified: anyone can sign up as ada@example.com. So
+  // a rule that names addresses or domains requires a verified e-mail unless it says
+  // `email_verified = false` (for tables whose users are all created by an operator).
+  const emailVerified =
+    verifiedRaw === undefined
+      ? (emails?.length ?? 0) > 0 || (emailDomains?.length ?? 0) > 0
+      : boolean(verifiedRaw, `${field}.email_verified`, problems);
   if (problems.length > before || !emails || !emailDomains || emailVerified === undefined) return undefined;
   // Both lists empty admits every signed-in user: as a rule that is surely a mistake.
   if (emails.length === 0 && emailDomains.length === 0 && !emailVerified) {
@@ -274,16 +280,29 @@ function parseAllow(value: unknown, field: string, problems: string[]): AllowRul
 
 /** Names and paths taken so far, with the index that took them. */
 interface Seen {
-  names: Map<string, number>;
-  paths: Map<string, number>;
+  names: Map<string, { index: number; value: string }>;
+  /** By lower-cased path. */
+  paths: Map<string, { index: number; value: string }>;
 }
 
-/** A second route with the same name or path: which one would win is not for the table to guess. */
-function unique(value: string | undefined, taken: Map<string, number>, index: number, field: string, what: string, problems: string[]): void {
+/**
+ * A second route with the same name or path: which one would win is not for the table to
+ * guess. Paths are compared ignoring case, as case-insensitive backends would read them
+ * (src/routes/match.ts refuses requests that such a reading puts under another route).
+ */
+function unique(
+  value: string | undefined,
+  taken: Map<string, { index: number; value: string }>,
+  index: number,
+  field: string,
+  what: "name" | "path",
+  problems: string[],
+): void {
   if (value === undefined) return;
-  const first = taken.get(value);
-  if (first === undefined) taken.set(value, index);
-  else problems.push(`${field}: ${show(value)} is also routes[${first}]'s ${what}`);
+  const key = what === "path" ? value.toLowerCase() : value;
+  const first = taken.get(key);
+  if (first === undefined) taken.set(key, { index, value });
+  else problems.push(`${field}: ${show(value)} is also routes[${first.index}]'s ${what}${first.value !== value ? ` (${show(first.value)}, ignoring case)` : ""}`);
 }
 
 function parseRoute(value: unknown, index: number, defaults: RouteDefaults, baseDir: string, seen: Seen, problems: string[]): Route | undefined {
@@ -320,6 +339,13 @@ function parseRoute(value: unknown, index: number, defaults: RouteDefaults, base
       problems.push(`${field("allow")}: only for auth = "required" routes: with auth = "${auth}" there may be no signed-in user to check`);
     } else {
       allow = parseAllow(get(value, "allow"), field("allow"), problems);
+    }
+  }
+
+  // On an auth = "none" route nobody is identified: these would be ignored, so they are refused.
+  if (auth === "none") {
+    for (const key of ["audience", "identity_headers"]) {
+      if (has(key)) problems.push(`${field(key)}: only for routes that identify the caller (auth = "required" or "optional")`);
     }
   }
 
@@ -431,6 +457,14 @@ export function configFilePath(env: Env, cwd: string = process.cwd()): string | 
 }
 
 /** An http(s) URL from the environment, with the messages BACKEND_API_URL always had. */
+/**
+ * A URL as it may be shown in a message: whatever precedes an "@" in its authority (a
+ * password, a token) replaced by `***`. Messages go to a terminal or a journal.
+ */
+export function withoutCredentials(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@]*@/i, "$1***@");
+}
+
 function envHttpUrl(name: string, raw: string, problems: string[]): URL | undefined {
   let url: URL | undefined;
   try {
@@ -439,7 +473,7 @@ function envHttpUrl(name: string, raw: string, problems: string[]): URL | undefi
     url = undefined;
   }
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    problems.push(`${name} must be an http(s) URL, got "${raw}"`);
+    problems.push(`${name} must be an http(s) URL, got "${withoutCredentials(raw)}"`);
     return undefined;
   }
   if (url.search || url.hash || url.username || url.password) {

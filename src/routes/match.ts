@@ -11,10 +11,14 @@ import type { Route } from "./table";
  * (at most 33 segments reach here), never with the size of the table.
  *
  * Paths are compared as a backend would read them, so that no spelling reaches a route's
- * upstream past a longer route's rules: percent-encoded unreserved characters are decoded
- * (`/api/%61dmin` is `/api/admin`, RFC 3986 §6.2.2.2). An encoded slash or backslash is not
- * a separator to the gateway, but backends that decode it before routing read it as one: a
- * path that matches another route that way (`/api%2Fadmin`) is refused as ambiguous.
+ * upstream past a longer route's rules: percent-encoded printable characters are decoded
+ * (`/api/%61dmin` is `/api/admin`, `/api/%24batch` is `/api/$batch`), except the separators
+ * and `%`, `?`, `#`. Then the same path as lenient backends read it: case-insensitively
+ * (Express, ASP.NET), without `;parameters` (Tomcat, Jetty, Spring), without trailing dots
+ * (IIS), with an encoded slash or backslash as a separator (servers that decode before
+ * routing). A path that this reading puts under another route than the exact one
+ * (`/api/ADMIN`, `/api/admin;x`, `/api/admin.`, `/api%2Fadmin`) is refused as ambiguous
+ * rather than guessed at.
  */
 
 export type Match<T> =
@@ -24,7 +28,7 @@ export type Match<T> =
   | { readonly kind: "route"; readonly route: T; readonly rest: string }
   /** No route: 404. */
   | { readonly kind: "none" }
-  /** An encoded separator would put the path under another route for a backend that decodes it: 400. */
+  /** A lenient backend would read the path as another route's (see above): 400. */
   | { readonly kind: "ambiguous" };
 
 const GATEWAY_PATHS = new Set(["/healthz", "/readyz", "/metrics", AUTH_BASE_PATH]);
@@ -53,31 +57,38 @@ interface Entry<T> {
 /** The table's matcher; `prepare` runs once per route (its upstream base, its static files). */
 export function compileTable<T>(routes: readonly Route[], prepare: (route: Route) => T): RouteTable<T> {
   const byPath = new Map<string, Entry<T>>();
-  for (const route of routes) byPath.set(route.path, { prepared: prepare(route), segments: segmentCount(route.path) });
-
-  /** The longest route whose path is `key` or a prefix of it on a "/" boundary. */
-  function longest(key: string): Entry<T> | undefined {
-    const exact = byPath.get(key);
-    if (exact) return exact;
-    for (let end = key.lastIndexOf("/"); end > 0; end = key.lastIndexOf("/", end - 1)) {
-      const route = byPath.get(key.slice(0, end));
-      if (route) return route;
-    }
-    return byPath.get("/");
+  // The same entries by lower-cased path, for the lenient reading (the config refuses two
+  // paths that differ only in case).
+  const byLowerPath = new Map<string, Entry<T>>();
+  for (const route of routes) {
+    const entry = { prepared: prepare(route), segments: segmentCount(route.path) };
+    byPath.set(route.path, entry);
+    byLowerPath.set(route.path.toLowerCase(), entry);
   }
 
   return {
     routes,
     match(path) {
       if (isGatewayPath(path)) return GATEWAY;
-      const encoded = path.includes("%");
-      const key = encoded ? comparable(path) : path;
-      const entry = longest(key);
-      if (encoded && /%(2F|5C)/.test(key) && longest(key.replace(/%(2F|5C)/g, "/")) !== entry) return AMBIGUOUS;
+      const key = path.includes("%") ? comparable(path) : path;
+      const entry = longest(byPath, key);
       if (!entry) return NONE;
+      const lenientKey = lenient(key);
+      if (lenientKey !== key && longest(byLowerPath, lenientKey) !== entry) return AMBIGUOUS;
       return { kind: "route", route: entry.prepared, rest: restAfter(path, entry.segments) };
     },
   };
+}
+
+/** The longest route whose path is `key` or a prefix of it on a "/" boundary. */
+function longest<E>(byPath: Map<string, E>, key: string): E | undefined {
+  const exact = byPath.get(key);
+  if (exact) return exact;
+  for (let end = key.lastIndexOf("/"); end > 0; end = key.lastIndexOf("/", end - 1)) {
+    const entry = byPath.get(key.slice(0, end));
+    if (entry) return entry;
+  }
+  return byPath.get("/");
 }
 
 /** "/" has no segments, "/a/b" two. */
@@ -99,12 +110,26 @@ function restAfter(path: string, segments: number): string {
   return at === 0 ? path : path.slice(at);
 }
 
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+/** Escapes kept as they are: they separate (or would un-escape) something. */
+const KEPT_ENCODED = new Set(["/", "\\", "%", "?", "#"]);
 
-/** The path with unreserved characters decoded and other escapes upper-cased (RFC 3986 §6.2.2). */
+/** The path with printable ASCII escapes decoded (all but KEPT_ENCODED) and the others upper-cased. */
 export function comparable(path: string): string {
-  return path.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
-    const char = String.fromCharCode(Number.parseInt(hex, 16));
-    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_escape, hex: string) => {
+    const code = Number.parseInt(hex, 16);
+    const char = String.fromCharCode(code);
+    return code > 0x20 && code < 0x7f && !KEPT_ENCODED.has(char) ? char : `%${hex.toUpperCase()}`;
   });
+}
+
+/**
+ * A comparable path as lenient backends read it: lower-cased, `;parameters` and trailing dots
+ * dropped from each segment, and an encoded slash or backslash as a separator.
+ */
+export function lenient(key: string): string {
+  let read = key.toLowerCase();
+  if (read.includes("%2f") || read.includes("%5c")) read = read.replace(/%2f|%5c/g, "/");
+  if (read.includes(";")) read = read.replace(/;[^/]*/g, "");
+  if (read.includes(".")) read = read.replace(/\.+(?=\/|$)/g, "");
+  return read;
 }

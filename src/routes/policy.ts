@@ -8,7 +8,7 @@ import type { AllowRule, Route } from "./table";
  */
 
 /** What `allow` is checked against: the session's user, as the JWT describes them. */
-export interface Caller {
+export interface SessionUser {
   readonly email: string;
   readonly email_verified: boolean;
 }
@@ -30,7 +30,7 @@ export function readsSession(route: Route): boolean {
  * Whether the caller may use the route: undefined to go on, or the error to answer with.
  * `caller` is null when there is no valid session.
  */
-export function refusal(route: Route, caller: Caller | null): GatewayError | undefined {
+export function refusal(route: Route, caller: SessionUser | null): GatewayError | undefined {
   if (caller === null) return route.auth === "required" ? unauthenticated() : undefined;
   if (route.allow && !admits(route.allow, caller)) return new Forbidden();
   return undefined;
@@ -49,7 +49,7 @@ function unauthenticated(): GatewayError {
  * exactly, subdomains are listed separately); with neither, every signed-in caller matches
  * them. `email_verified` is required on top.
  */
-export function admits(allow: AllowRule, caller: Caller): boolean {
+export function admits(allow: AllowRule, caller: SessionUser): boolean {
   if (allow.emailVerified && !caller.email_verified) return false;
   if (allow.emails.length === 0 && allow.emailDomains.length === 0) return true;
   const email = caller.email.toLowerCase();

@@ -2,9 +2,17 @@ import { backendBase } from "../proxy/target";
 import { createStaticFiles } from "../static/serve";
 import type { Route, StaticRoute, UpstreamRoute } from "./table";
 
+/** An upstream route with its base URLs (no trailing slash), for HTTP and for WebSockets. */
+export interface UpstreamTarget {
+  readonly kind: "upstream";
+  readonly route: UpstreamRoute;
+  readonly base: string;
+  readonly wsBase: string;
+}
+
 /** A route with what its requests need, built once per table. */
 export type PreparedRoute =
-  | { readonly kind: "upstream"; readonly route: UpstreamRoute; readonly base: string; readonly wsBase: string }
+  | UpstreamTarget
   | { readonly kind: "static"; readonly route: StaticRoute; readonly files: ReturnType<typeof createStaticFiles> };
 
 export function prepareRoute(route: Route): PreparedRoute {
