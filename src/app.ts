@@ -1,18 +1,21 @@
-import type { BunRequest, Server } from "bun";
+import type { Server } from "bun";
 import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
 import { AUTH_BASE_PATH } from "./auth/paths";
 import { startAuthWorker, type AuthWorker, type SupervisionOptions } from "./auth/remote";
 import { ConfigError, reloadRoutes, type Config } from "./config";
 import { GatewayError, jsonError } from "./errors";
 import { buildApp } from "./http/elysia";
+import { drain, listenOn } from "./http/server";
 import { docsPlugin } from "./ops/docs";
 import { createLogger, describeError, type Logger } from "./ops/log";
+import { createRequestLog } from "./ops/access-log";
 import { createMetrics, type Metrics } from "./ops/metrics";
 import { createReadiness } from "./ops/readiness";
 import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
 import { isCrossSiteRefused } from "./proxy/csrf";
 import { upstreamRequestHeaders } from "./proxy/headers";
-import { pathProblem, rawRoutes, rawTargetProblem, type RawTarget } from "./proxy/path";
+import { authBodyRefused, declaredBody, routeBodyRefused } from "./proxy/limits";
+import { pathProblem, rawTargetProblem, type RawTarget } from "./proxy/path";
 import { checkProtocol } from "./proxy/protocol";
 import { rawPathAndQuery, upstreamUrl } from "./proxy/target";
 import { connectionTimeouts } from "./proxy/timeouts";
@@ -70,9 +73,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Bodies of Better Auth's JSON requests are small; a larger one is refused before it is read. */
-const AUTH_BODY_LIMIT = 64 * 1024;
-
 /**
  * Starts the auth worker (which opens and migrates the database) and composes the HTTP
  * server on this thread. Tests drive the result on a real port with `gateway.listen()`.
@@ -108,6 +108,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   keyCheck.unref();
 
   const callerOf = createCallerCheck(identities);
+  const requestLog = createRequestLog(logger, metrics);
+  const { answered } = requestLog;
   // Replaced whole on reload; a request keeps the route it was matched to.
   let table: RouteTable<PreparedRoute> = compileTable(config.routes, prepareRoute);
 
@@ -239,7 +241,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     }
     if (match.kind === "gateway") {
       if (path.startsWith(`${AUTH_BASE_PATH}/`)) {
-        const refused = authBodyRefused(request);
+        const refused = authBodyRefused(declaredBody(request));
         if (refused) return answered(request, path, refused, context);
         // Better Auth reads the client IP (rate limiter) only from a header: the gateway's, never the client's.
         request.headers.delete(CLIENT_IP_HEADER);
@@ -252,9 +254,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     context.outcome.route = prepared.route.name;
 
     // 5. Limits: a declared body larger than the route takes is refused before it is read.
-    if (prepared.kind === "upstream" && bodyTooLarge(request, prepared.route.maxBodyBytes)) {
-      return answered(request, path, jsonError(413, "Request body too large"), context);
-    }
+    const tooLarge = prepared.kind === "upstream" ? routeBodyRefused(declaredBody(request), prepared.route.maxBodyBytes) : undefined;
+    if (tooLarge) return answered(request, path, tooLarge, context);
 
     // 6. Policy, part one: the cross-site check where a session cookie is read.
     const websocket = prepared.kind === "upstream" && isWebSocketUpgrade(request);
@@ -266,8 +267,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     if (websocket) {
       const response = await upgradeWebSocket(request, bunServer, routed, prepared, context);
       if (!response) {
-        context.outcome.answered = true;
-        logAnswer(request, path, 101, context);
+        requestLog.upgraded(request, path, context);
         return undefined;
       }
       return answered(request, path, response, context);
@@ -324,34 +324,6 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     return request;
   }
 
-  function answered(request: Request, path: string, response: Response, context: RequestContext): Response {
-    response.headers.set("x-request-id", context.requestId);
-    context.outcome.answered = true;
-    logAnswer(request, path, response.status, context, response.headers.get("content-length"));
-    return response;
-  }
-
-  function logAnswer(request: Request, path: string, status: number, context: RequestContext, bytesOut?: string | null) {
-    const seconds = (performance.now() - context.startedAt) / 1000;
-    const routeName = context.outcome.route ?? (path.startsWith(`${AUTH_BASE_PATH}/`) ? "auth" : "other");
-    metrics.requestAnswered(routeName, request.method, status, seconds);
-    // One line per request: no query string, cookie or token. Sizes are the declared ones
-    // (a streamed body of unknown length has none).
-    logger.info("request", {
-      requestId: context.requestId,
-      method: request.method,
-      path,
-      route: context.outcome.route,
-      status,
-      durationMs: Math.round(seconds * 100_000) / 100,
-      upstreamMs: context.outcome.upstreamMs,
-      userId: context.outcome.userId,
-      clientIp: context.clientIp,
-      bytesIn: numberOrUndefined(request.headers.get("content-length")),
-      bytesOut: numberOrUndefined(bytesOut ?? null),
-    });
-  }
-
   let metricsServer: Server<undefined> | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -383,52 +355,23 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       }
     },
     listen() {
-      server = Bun.serve<RelayData, never>({
-        port: config.port,
-        hostname: config.host,
-        // The gateway enforces MAX_BODY_BYTES itself (with a JSON 413); Bun's own limit
-        // (128 MB by default) would cut legitimate uploads.
-        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-        idleTimeout: options.idleTimeoutSeconds ?? 10,
-        // Routes see the target as sent, before Bun resolves its dot segments (rawRoutes).
-        routes: Object.fromEntries(
-          rawRoutes().map(({ pattern, kind }) => [
-            pattern,
-            (request: BunRequest, bunServer: Server<RelayData>) =>
-              handle(request, bunServer, kind === "checked" ? { kind, segments: request.params } : { kind }),
-          ]),
-        ),
-        fetch: (request, bunServer) => handle(request, bunServer, { kind: "elsewhere" }),
-        // Last resort for anything that escapes `handle`: never Bun's default error page.
-        error: (error) => lastResort(undefined, error),
+      const listening = listenOn({
+        config,
+        idleTimeoutSeconds: options.idleTimeoutSeconds ?? 10,
+        handle,
+        lastResort: (error) => lastResort(undefined, error),
         websocket: relay.websocket,
+        renderMetrics: () => metrics.render(),
       });
-      if (config.metricsPort !== undefined) {
-        metricsServer = Bun.serve({
-          port: config.metricsPort,
-          hostname: config.host,
-          // request.url is relative when the Host was unusable: compare the target as a string.
-          fetch: (request) => (rawPathAndQuery(request.url).split("?", 1)[0] === "/metrics" ? metrics.render() : jsonError(404, "Not found")),
-          error: (error) => lastResort(undefined, error),
-        });
-      }
+      server = listening.server;
+      metricsServer = listening.metricsServer;
       return server;
     },
     shutdown(timeoutMs) {
       stopping ??= (async () => {
         clearInterval(keyCheck);
         relay.closeAll(1001, "Gateway shutting down");
-        if (server) {
-          // stop(false) stops accepting at once and resolves when the last connection is done.
-          const drained = server.stop(false);
-          let timer: Timer | undefined;
-          const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
-          if ((await Promise.race([drained, deadline])) === "timeout") {
-            if (timeoutMs > 0) logger.warn("shutdown timeout: closing connections still open", { timeoutMs });
-            await server.stop(true);
-          }
-          clearTimeout(timer);
-        }
+        if (server) await drain(server, timeoutMs, logger);
         await metricsServer?.stop(true);
         await auth.close();
       })();
@@ -441,29 +384,4 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
 function isWebSocketUpgrade(request: Request): boolean {
   return request.method === "GET" && request.headers.get("upgrade")?.toLowerCase() === "websocket";
-}
-
-function declaredLength(request: Request): number | undefined {
-  const declared = request.headers.get("content-length");
-  return declared === null ? undefined : Number(declared);
-}
-
-/** A declared body over the route's limit (0: none). Chunked bodies are metered as they stream (src/proxy/body.ts). */
-function bodyTooLarge(request: Request, maxBodyBytes: number): boolean {
-  const length = declaredLength(request);
-  return maxBodyBytes > 0 && length !== undefined && length > maxBodyBytes;
-}
-
-/** Better Auth reads the whole body into memory, so it must be small and announce its size. */
-function authBodyRefused(request: Request): Response | undefined {
-  const length = declaredLength(request);
-  if (length !== undefined && length > AUTH_BODY_LIMIT) return jsonError(413, "Request body too large");
-  if (length === undefined && request.body !== null && request.headers.has("transfer-encoding")) {
-    return jsonError(411, "Content-Length required");
-  }
-  return undefined;
-}
-
-function numberOrUndefined(value: string | null): number | undefined {
-  return value === null ? undefined : Number(value);
 }
