@@ -1,6 +1,6 @@
 import { LOG_LEVELS, type LogLevel } from "./ops/log";
 import { compileTrustedProxies } from "./ops/request-context";
-import { configFilePath, resolveRoutes, withoutCredentials, routesFromFile, type RouteDefaults } from "./routes/config-file";
+import { configFilePath, envHttpUrl, resolveRoutes, withoutCredentials, routesFromFile, type RouteDefaults } from "./routes/config-file";
 import type { Route } from "./routes/table";
 
 /**
@@ -121,24 +121,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     return value;
   };
 
-  const httpUrl = (name: string, raw: string): URL | undefined => {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      problems.push(`${name} must be an http(s) URL, got "${withoutCredentials(raw)}"`);
-      return undefined;
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      problems.push(`${name} must be an http(s) URL, got "${withoutCredentials(raw)}"`);
-      return undefined;
-    }
-    if (url.search || url.hash || url.username || url.password) {
-      problems.push(`${name} must not carry a query, fragment or credentials`);
-      return undefined;
-    }
-    return url;
-  };
+  const httpUrl = (name: string, raw: string): URL | undefined => envHttpUrl(name, raw, problems);
 
   const port = integer("PORT", 3000, 0, 65535);
   const host = read("HOST") ?? "0.0.0.0";

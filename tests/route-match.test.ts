@@ -1,24 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { compileTable, comparable, isGatewayPath, lenient } from "../src/routes/match";
 import type { Route } from "../src/routes/table";
+import { upstreamRoute } from "./helpers/routes";
 
 /** A route as the config file would give it; only path and name matter to matching. */
-function route(name: string, path: string): Route {
-  return {
-    index: 0,
-    name,
-    path,
-    auth: "required",
-    allow: undefined,
-    kind: "upstream",
-    upstream: new URL("http://upstream.test"),
-    timeoutMs: 1000,
-    maxBodyBytes: 0,
-    stripPrefix: false,
-    audience: "http://gw.test",
-    identityHeaders: false,
-  };
-}
+const route = (name: string, path: string): Route => upstreamRoute({ name, path });
 
 const table = compileTable(
   [route("app", "/"), route("api", "/api"), route("admin", "/api/admin"), route("billing", "/api/billing/v2"), route("docs", "/docs")],

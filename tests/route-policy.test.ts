@@ -1,22 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { admits, checksOrigin, readsSession, refusal, type SessionUser } from "../src/routes/policy";
 import type { AllowRule, AuthMode, Route } from "../src/routes/table";
+import { upstreamRoute } from "./helpers/routes";
 
 function route(auth: AuthMode, allow?: Partial<AllowRule>): Route {
-  return {
-    index: 0,
-    name: "r",
-    path: "/r",
-    auth,
-    allow: allow && { emails: [], emailDomains: [], emailVerified: false, ...allow },
-    kind: "upstream",
-    upstream: new URL("http://upstream.test"),
-    timeoutMs: 1000,
-    maxBodyBytes: 0,
-    stripPrefix: false,
-    audience: "http://gw.test",
-    identityHeaders: false,
-  };
+  return upstreamRoute({ auth, allow: allow && { emails: [], emailDomains: [], emailVerified: false, ...allow } });
 }
 
 const ada: SessionUser = { email: "Ada@Example.com", email_verified: true };

@@ -465,7 +465,8 @@ export function withoutCredentials(raw: string): string {
   return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@]*@/i, "$1***@");
 }
 
-function envHttpUrl(name: string, raw: string, problems: string[]): URL | undefined {
+/** An environment variable that must be an http(s) URL without query, fragment or credentials. */
+export function envHttpUrl(name: string, raw: string, problems: string[]): URL | undefined {
   let url: URL | undefined;
   try {
     url = new URL(raw);
