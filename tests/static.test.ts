@@ -58,6 +58,7 @@ put(join(root, ".env"), "SECRET=1");
 put(join(root, ".git", "config"), "[core]");
 put(join(root, "a", ".hidden", "x"), "hidden");
 put(join(root, "a", "visible.txt"), "visible");
+put(join(root, ".well-known", "security.txt"), "Contact: mailto:security@example.com");
 put(join(outside, "secret.txt"), "outside secret");
 put(join(outside, "index.html"), "outside index");
 symlinkSync(join(root, "robots.txt"), join(root, "link-inside.txt"));
@@ -226,6 +227,9 @@ describe("parsePath", () => {
     ["/a/./b", "hidden"],
     ["/%2e%2e/secret", "hidden"],
     ["/%2E%2e/secret", "hidden"],
+    ["/.well-known/security.txt", { segments: [".well-known", "security.txt"], directory: false }],
+    ["/.well-known/.secret", "hidden"],
+    ["/a/.well-known/x", "hidden"],
   ])("%s", (raw, expected) => {
     expect(parsePath(raw)).toEqual(expected);
   });
@@ -549,6 +553,12 @@ describe("what is never served", () => {
     const response = await get(path, { accept: "text/html" });
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ error: "Not found" });
+  });
+
+  test("/.well-known/ (RFC 8615) is the one dot-directory served", async () => {
+    const response = await get("/.well-known/security.txt");
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("Contact: mailto:security@example.com");
   });
 
   test("a visible file beside a hidden directory is served", async () => {

@@ -158,7 +158,7 @@ export type ParsedPath = { segments: string[]; directory: boolean } | "bad" | "h
  * Splits a raw path into decoded segments. "bad" (a 400) for what cannot name a file: invalid
  * percent-encoding, NUL, a backslash or an encoded slash, which would otherwise become a
  * separator after decoding. "hidden" (a 404) for any segment starting with a dot: dotfiles,
- * and `.`/`..` in any spelling, so nothing here can climb out of the root even though the
+ * and `.`/`..` in any spelling (except a first segment `.well-known`), so nothing here can climb out of the root even though the
  * gateway refused dot segments already. Empty segments (`//`) are dropped.
  */
 export function parsePath(rawPath: string): ParsedPath {
@@ -173,7 +173,9 @@ export function parsePath(rawPath: string): ParsedPath {
       return "bad";
     }
     if (/[/\\\0]/.test(segment)) return "bad";
-    if (segment.startsWith(".")) return "hidden";
+    // RFC 8615's /.well-known/ (security.txt, app links, ACME) is meant to be served; its own
+    // contents' dotfiles are not.
+    if (segment.startsWith(".") && !(segment === ".well-known" && segments.length === 0)) return "hidden";
     segments.push(segment);
   }
   return { segments, directory: rawPath.endsWith("/") };
