@@ -157,9 +157,10 @@ export type ParsedPath = { segments: string[]; directory: boolean } | "bad" | "h
 /**
  * Splits a raw path into decoded segments. "bad" (a 400) for what cannot name a file: invalid
  * percent-encoding, NUL, a backslash or an encoded slash, which would otherwise become a
- * separator after decoding. "hidden" (a 404) for any segment starting with a dot: dotfiles,
- * and `.`/`..` in any spelling (except a first segment `.well-known`), so nothing here can climb out of the root even though the
- * gateway refused dot segments already. Empty segments (`//`) are dropped.
+ * separator after decoding. "hidden" (a 404) for any segment starting with a dot (but a
+ * first segment `.well-known`): dotfiles, and `.`/`..` in any spelling, so nothing here can
+ * climb out of the root even though the gateway refused dot segments already. Empty segments
+ * (`//`) are dropped.
  */
 export function parsePath(rawPath: string): ParsedPath {
   if (!rawPath.startsWith("/")) return "bad";
