@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { compileTable, comparable, isGatewayPath, lenient } from "../src/routes/match";
 import type { Route } from "../src/routes/table";
 import { upstreamRoute } from "./helpers/routes";
@@ -143,4 +144,34 @@ test("lookups walk the path's segments, not the table: 10 000 routes are matched
   );
   expect(many.match("/svc9999/x").kind === "route" && many.match("/svc9999/x")).toMatchObject({ route: "r9999", rest: "/x" });
   expect(many.match("/svc10000").kind).toBe("none");
+});
+
+describe("the segment walk agrees with a scan of the whole table (fast-check)", () => {
+  // Paths from a small alphabet, so that tables and requests share prefixes often.
+  const segment = fc.constantFrom("a", "b", "ab", "api", "v1", "x.y");
+  const routePath = fc.array(segment, { minLength: 0, maxLength: 4 }).map((parts) => `/${parts.join("/")}`);
+  const requestPath = fc
+    .tuple(fc.array(segment, { minLength: 0, maxLength: 6 }), fc.boolean())
+    .map(([parts, slash]) => `/${parts.join("/")}${slash && parts.length > 0 ? "/" : ""}`);
+
+  /** The reference: every route whose path is the request's or a prefix of it on a "/" boundary, the longest. */
+  function scan(paths: string[], path: string): string | undefined {
+    const matching = paths.filter((p) => p === "/" || path === p || path.startsWith(`${p}/`));
+    return matching.sort((x, y) => y.length - x.length)[0];
+  }
+
+  test("for any table and path, the same route (and the rest after its path)", () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(routePath, { minLength: 1, maxLength: 12 }), requestPath, (paths, path) => {
+        const table = compileTable(paths.map((p, i) => route(`r${i}`, p)), (r) => r.path);
+        const match = table.match(path);
+        const expected = scan(paths, path);
+        if (expected === undefined) return match.kind === "none";
+        if (match.kind !== "route" || match.route !== expected) return false;
+        const rest = expected === "/" ? path : path.slice(expected.length) || "/";
+        return match.rest === rest;
+      }),
+      { numRuns: 2000, seed: 20261202 },
+    );
+  });
 });
