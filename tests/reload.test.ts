@@ -113,7 +113,7 @@ describe("gateway.reload()", () => {
 });
 
 describe("SIGHUP on a running process", () => {
-  test("re-reads CONFIG_FILE: a valid table serves at once, an invalid one is logged and the old one stays", async () => {
+  test("re-reads CONFIG_FILE: a valid table serves at once (the request in flight finishes on the old one), an invalid one is logged and the old one stays", async () => {
     const dir = tempDir();
     cleanups.push(() => dir.remove());
     const one = holdingBackend("one");
@@ -125,10 +125,15 @@ describe("SIGHUP on a running process", () => {
     cleanups.push(() => gateway.stop());
     expect(await (await fetch(`${gateway.url}/api/a`)).text()).toBe("one /api/a");
 
+    // A request in flight on the old table while the signal arrives.
+    const inFlight = fetch(`${gateway.url}/api/hold`);
+    await until(() => one.held === 1);
     writeFileSync(file, json(two.url));
     gateway.proc.kill("SIGHUP");
     await until(() => gateway.log().includes('"msg":"configuration reloaded"'));
     expect(await (await fetch(`${gateway.url}/api/b`)).text()).toBe("two /api/b");
+    one.release();
+    expect(await (await inFlight).text()).toBe("one /api/hold");
 
     writeFileSync(file, '{"routes": [{"name": "api", "path": "api", "upstream": "x"}]');
     gateway.proc.kill("SIGHUP");
