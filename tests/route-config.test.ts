@@ -97,6 +97,8 @@ describe("parseRoutes reports every problem, one line each", () => {
     ["two paths that differ only in case", routes(api(), api({ name: "API", path: "/API" })), ['routes[1].path: "/API" is also routes[0]\'s path ("/api", ignoring case)']],
     ["an audience where nobody is identified", routes(api({ auth: "none", audience: "x" })), ['routes[0].audience: only for routes that identify the caller (auth = "required" or "optional")']],
     ["identity headers where nobody is identified", routes(api({ auth: "none", identity_headers: true })), ['routes[0].identity_headers: only for routes that identify the caller (auth = "required" or "optional")']],
+    ["a path with ;parameters", routes(api({ path: "/api;v=1" })), ['routes[0].path: must not contain ";", got "/api;v=1"']],
+    ["a path with a trailing dot", routes(api({ path: "/api/v1./x" })), ['routes[0].path: must not have a segment ending in ".", got "/api/v1./x"']],
     ["a non-ASCII path", routes(api({ path: "/café" })), ['routes[0].path: must contain only ASCII characters, got "/café"']],
     ["a name the metrics use for the gateway", routes(api({ name: "auth" })), ['routes[0].name: "auth" is the metrics\' name for the gateway\'s own requests: choose another']],
     ["a path with a space", routes(api({ path: "/a b" })), ['routes[0].path: must not contain whitespace or control characters, got "/a b"']],

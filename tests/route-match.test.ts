@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { compileTable, comparable, isGatewayPath, lenient } from "../src/routes/match";
+import { compileTable, comparable, isGatewayPath, lenientReadings } from "../src/routes/match";
 import type { Route } from "../src/routes/table";
 import { upstreamRoute } from "./helpers/routes";
 
@@ -105,14 +105,16 @@ describe("matching: paths compared as a backend would decode them", () => {
   });
 
   test.each([
-    ["/api/admin", "/api/admin"],
-    ["/API/Admin", "/api/admin"],
-    ["/api/admin;x=1/users;y", "/api/admin/users"],
-    ["/api/admin./x..", "/api/admin/x"],
-    ["/api%2Fadmin%5Cx", "/api/admin/x"],
-    ["/v1.2/a.b", "/v1.2/a.b"],
-  ])("lenient(%s) = %s", (path, expected) => {
-    expect(lenient(path)).toBe(expected);
+    ["/api/admin", ["/api/admin"]],
+    ["/API/Admin", ["/api/admin"]],
+    ["/api/admin;x=1/users;y", ["/api/admin/users"]],
+    ["/api/admin./x..", ["/api/admin/x"]],
+    ["/api%2Fadmin%5Cx", ["/api/admin/x"]],
+    ["/v1.2/a.b", ["/v1.2/a.b"]],
+    // Parameters dropped before or after decoding an encoded separator: two readings.
+    ["/b;%5Ca/x", ["/b/x", "/b/a/x"]],
+  ])("lenientReadings(%s) = %p", (path, expected) => {
+    expect(lenientReadings(path)).toEqual(expected);
   });
 });
 
@@ -172,6 +174,66 @@ describe("the segment walk agrees with a scan of the whole table (fast-check)", 
         return match.rest === rest;
       }),
       { numRuns: 2000, seed: 20261202 },
+    );
+  });
+});
+
+describe("no reading a lenient backend makes puts a path under another route (fast-check)", () => {
+  // Route paths as the config allows them: no ";", no segment ending in ".", no two equal ignoring case.
+  const routeSegment = fc.constantFrom("a", "b", "Api", "v1", "x-y", "$batch");
+  const routePaths = fc
+    .uniqueArray(fc.array(routeSegment, { minLength: 0, maxLength: 3 }).map((parts) => `/${parts.join("/")}`), {
+      minLength: 1,
+      maxLength: 8,
+      selector: (path) => path.toLowerCase(),
+    });
+  // Request paths made of the same names in hostile spellings.
+  const spelled = (name: string) =>
+    fc.tuple(fc.array(fc.constantFrom("as is", "upper", "lower", "escape a letter"), { minLength: 1, maxLength: 1 }), fc.constantFrom("", ";x=1", ".", "..;", ";"))
+      .map(([[how], suffix]) => {
+        let text = how === "upper" ? name.toUpperCase() : how === "lower" ? name.toLowerCase() : name;
+        if (how === "escape a letter") text = text.replace(/[a-z$]/i, (c) => `%${c.charCodeAt(0).toString(16)}`);
+        return text + (suffix === "..;" ? "" : suffix);
+      });
+  const requestPath = fc
+    .array(fc.tuple(fc.constantFrom("a", "b", "api", "Api", "v1", "x-y", "$batch", "z"), fc.constantFrom("/", "/", "/", "%2F", "%5c")), { minLength: 1, maxLength: 5 })
+    .chain((parts) => fc.tuple(...parts.map(([name, separator]) => spelled(name).map((text) => ({ text, separator })))))
+    .map((parts) => parts.map(({ text, separator }, i) => (i === 0 ? "/" : parts[i - 1]!.separator) + text).join(""));
+
+  const readings: Record<string, (key: string) => string> = {
+    "case-insensitive": (key) => key.toLowerCase(),
+    "drops ;parameters": (key) => key.replace(/;[^/]*/g, ""),
+    "drops trailing dots": (key) => key.replace(/\.+(?=\/|$)/g, ""),
+    "decodes %2F and %5C": (key) => key.replace(/%2F|%5C/gi, "/"),
+  };
+  const names = Object.keys(readings);
+
+  function scan(paths: string[], key: string, ignoreCase: boolean): string | undefined {
+    const same = (a: string, b: string) => (ignoreCase ? a.toLowerCase() === b.toLowerCase() : a === b);
+    const matching = paths.filter((p) => p === "/" || same(key, p) || (key.length > p.length && same(key.slice(0, p.length), p) && key[p.length] === "/"));
+    return matching.sort((x, y) => y.length - x.length)[0];
+  }
+
+  test("a path is either refused as ambiguous or every reading of it finds the same route", () => {
+    fc.assert(
+      fc.property(routePaths, requestPath, (paths, path) => {
+        const table = compileTable(paths.map((p, i) => route(`r${i}`, p)), (r) => r.path);
+        const match = table.match(path);
+        if (match.kind !== "route") return true;
+        const key = comparable(path);
+        // Every combination of the readings, as one backend might apply several, in either
+        // order of decoding separators and dropping the rest.
+        for (const order of [names, [names[0]!, names[3]!, names[1]!, names[2]!]]) {
+          for (let mask = 0; mask < 1 << order.length; mask++) {
+            let read = key;
+            for (let i = 0; i < order.length; i++) if (mask & (1 << i)) read = readings[order[i]!]!(read);
+            const found = scan(paths, read, (mask & 1) === 1);
+            if (found !== match.route) throw new Error(`${path} → ${match.route}, but read ${read} (${order.filter((_, i) => mask & (1 << i)).join(", ")}) → ${found}`);
+          }
+        }
+        return true;
+      }),
+      { numRuns: Number(process.env.MATCH_RUNS ?? 3000), seed: Number(process.env.MATCH_SEED ?? 20261202) },
     );
   });
 });

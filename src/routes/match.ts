@@ -65,6 +65,9 @@ export function compileTable<T>(routes: readonly Route[], prepare: (route: Route
     byPath.set(route.path, entry);
     byLowerPath.set(route.path.toLowerCase(), entry);
   }
+  // With a capital letter in a route's path, a lower-case request may be its for a
+  // case-insensitive backend (`/api` and a route `/Api`): the lenient lookup is always needed.
+  const caseMatters = routes.some((route) => route.path !== route.path.toLowerCase());
 
   return {
     routes,
@@ -73,8 +76,9 @@ export function compileTable<T>(routes: readonly Route[], prepare: (route: Route
       const key = path.includes("%") ? comparable(path) : path;
       const entry = longest(byPath, key);
       if (!entry) return NONE;
-      const lenientKey = lenient(key);
-      if (lenientKey !== key && longest(byLowerPath, lenientKey) !== entry) return AMBIGUOUS;
+      for (const reading of lenientReadings(key)) {
+        if ((caseMatters || reading !== key) && longest(byLowerPath, reading) !== entry) return AMBIGUOUS;
+      }
       return { kind: "route", route: entry.prepared, rest: restAfter(path, entry.segments) };
     },
   };
@@ -124,12 +128,24 @@ export function comparable(path: string): string {
 
 /**
  * A comparable path as lenient backends read it: lower-cased, `;parameters` and trailing dots
- * dropped from each segment, and an encoded slash or backslash as a separator.
+ * dropped from each segment, and an encoded slash or backslash as a separator. The order
+ * matters when a path has both `;` and an encoded separator (`/b;%5Ca/x` is `/b/x` to a server
+ * that drops parameters first, `/b/a/x` to one that decodes first): both readings then.
+ * Route paths hold no `;`, `%` or trailing dot, so readings that keep them match no more.
  */
-export function lenient(key: string): string {
-  let read = key.toLowerCase();
-  if (read.includes("%2f") || read.includes("%5c")) read = read.replace(/%2f|%5c/g, "/");
-  if (read.includes(";")) read = read.replace(/;[^/]*/g, "");
-  if (read.includes(".")) read = read.replace(/\.+(?=\/|$)/g, "");
-  return read;
+export function lenientReadings(key: string): string[] {
+  const lower = key.toLowerCase();
+  if (!lower.includes("%2f") && !lower.includes("%5c")) return [withoutDots(withoutParameters(lower))];
+  const decoded = (path: string) => path.replace(/%2f|%5c/g, "/");
+  const first = withoutDots(decoded(withoutParameters(lower)));
+  const second = withoutDots(withoutParameters(decoded(lower)));
+  return first === second ? [first] : [first, second];
+}
+
+function withoutParameters(path: string): string {
+  return path.includes(";") ? path.replace(/;[^/]*/g, "") : path;
+}
+
+function withoutDots(path: string): string {
+  return path.includes(".") ? path.replace(/\.+(?=\/|$)/g, "") : path;
 }
