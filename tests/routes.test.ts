@@ -387,6 +387,9 @@ describe("spellings of a path", () => {
     ["/api/admin;v=1/users", 400, "Bad request path"], // …for one that drops ;parameters
     ["/api/admin./users", 400, "Bad request path"], // …for one that drops trailing dots
     ["/api%2Fadmin/users", 400, "Bad request path"], // …for one that decodes %2F first
+    ["/api/;x/admin/users", 400, "Bad request path"], // …for one that drops ;x, then merges //
+    ["/api/%2Fadmin/users", 400, "Bad request path"], // …for one that decodes %2F, then merges //
+    ["/api/%2561dmin/users", 400, "Bad request path"], // …for one that decodes twice
   ] as const)("%s as a signed-in non-admin → %d, the upstream not contacted", async (target, status, error) => {
     const seen = await receivedBy(api, async () => {
       const response = await rawHttp(

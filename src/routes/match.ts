@@ -132,14 +132,29 @@ export function comparable(path: string): string {
  * matters when a path has both `;` and an encoded separator (`/b;%5Ca/x` is `/b/x` to a server
  * that drops parameters first, `/b/a/x` to one that decodes first): both readings then.
  * Route paths hold no `;`, `%` or trailing dot, so readings that keep them match no more.
+ * A segment emptied that way (`/api/;x/admin`, `/api/%2Fadmin`) is merged with its neighbour,
+ * as Tomcat, nginx (merge_slashes) and Werkzeug do; and a backend that decodes twice reads
+ * `%2561` as `a`, so those readings are taken of the once-decoded path too.
  */
 export function lenientReadings(key: string): string[] {
+  const readings = readingsOf(key);
+  if (key.includes("%25")) {
+    for (const reading of readingsOf(comparable(key.replaceAll("%25", "%")))) if (!readings.includes(reading)) readings.push(reading);
+  }
+  return readings;
+}
+
+function readingsOf(key: string): string[] {
   const lower = key.toLowerCase();
-  if (!lower.includes("%2f") && !lower.includes("%5c")) return [withoutDots(withoutParameters(lower))];
+  if (!lower.includes("%2f") && !lower.includes("%5c")) return [merged(withoutDots(withoutParameters(lower)))];
   const decoded = (path: string) => path.replace(/%2f|%5c/g, "/");
-  const first = withoutDots(decoded(withoutParameters(lower)));
-  const second = withoutDots(withoutParameters(decoded(lower)));
+  const first = merged(withoutDots(decoded(withoutParameters(lower))));
+  const second = merged(withoutDots(withoutParameters(decoded(lower))));
   return first === second ? [first] : [first, second];
+}
+
+function merged(path: string): string {
+  return path.includes("//") ? path.replace(/\/{2,}/g, "/") : path;
 }
 
 function withoutParameters(path: string): string {
