@@ -81,7 +81,7 @@ function listen(files: StaticFiles): string {
   return `http://127.0.0.1:${server.port}`;
 }
 
-const spa = createStaticFiles({ root, spa: true });
+const spa = createStaticFiles({ root, spa: true, wellKnown: true });
 const base = listen(spa);
 const plainBase = listen(createStaticFiles({ root, spa: false }));
 
@@ -227,11 +227,17 @@ describe("parsePath", () => {
     ["/a/./b", "hidden"],
     ["/%2e%2e/secret", "hidden"],
     ["/%2E%2e/secret", "hidden"],
-    ["/.well-known/security.txt", { segments: [".well-known", "security.txt"], directory: false }],
-    ["/.well-known/.secret", "hidden"],
-    ["/a/.well-known/x", "hidden"],
   ])("%s", (raw, expected) => {
     expect(parsePath(raw)).toEqual(expected);
+  });
+
+  test.each([
+    ["/.well-known/security.txt", true, { segments: [".well-known", "security.txt"], directory: false }],
+    ["/.well-known/security.txt", false, "hidden"],
+    ["/.well-known/.secret", true, "hidden"],
+    ["/a/.well-known/x", true, "hidden"],
+  ] as const)("%s with wellKnown %p", (raw, wellKnown, expected) => {
+    expect(parsePath(raw, wellKnown)).toEqual(expected as never);
   });
 });
 
@@ -555,10 +561,14 @@ describe("what is never served", () => {
     expect(await response.json()).toEqual({ error: "Not found" });
   });
 
-  test("/.well-known/ (RFC 8615) is the one dot-directory served", async () => {
+  test("/.well-known/ (RFC 8615) is the one dot-directory served, where it is asked for", async () => {
     const response = await get("/.well-known/security.txt");
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("Contact: mailto:security@example.com");
+    // Not a client-side route: a missing ACME token is a 404 even for a browser.
+    expect((await get("/.well-known/acme-challenge/token", { accept: "text/html" })).status).toBe(404);
+    // A route under a prefix (wellKnown off) does not serve it.
+    expect((await get("/.well-known/security.txt", {}, {}, plainBase)).status).toBe(404);
   });
 
   test("a visible file beside a hidden directory is served", async () => {

@@ -16,7 +16,7 @@ export type PreparedRoute =
   | { readonly kind: "static"; readonly route: StaticRoute; readonly files: ReturnType<typeof createStaticFiles> };
 
 export function prepareRoute(route: Route): PreparedRoute {
-  if (route.kind === "static") return { kind: "static", route, files: createStaticFiles({ root: route.root, spa: route.spa }) };
+  if (route.kind === "static") return { kind: "static", route, files: createStaticFiles({ root: route.root, spa: route.spa, wellKnown: route.path === "/" }) };
   const base = backendBase(route.upstream);
   return { kind: "upstream", route, base, wsBase: base.replace(/^http/, "ws") };
 }

@@ -23,6 +23,11 @@ export interface StaticOptions {
   root: string;
   /** A GET/HEAD for a client-side route (no file, no extension, accepts HTML) gets index.html. */
   spa: boolean;
+  /**
+   * Serve `/.well-known/` (RFC 8615): only for a route at the origin's root, where clients
+   * look for it. Other dot-directories are never served. @default false
+   */
+  wellKnown?: boolean;
 }
 
 export interface StaticFiles {
@@ -115,7 +120,7 @@ export function createStaticFiles(options: StaticOptions): StaticFiles {
         response.headers.set("allow", "GET, HEAD");
         return response;
       }
-      const parsed = parsePath(rawPath);
+      const parsed = parsePath(rawPath, options.wellKnown === true);
       if (parsed === "bad") return jsonError(400, "Bad request path");
       if (parsed === "hidden") return jsonError(404, "Not found");
 
@@ -124,7 +129,8 @@ export function createStaticFiles(options: StaticOptions): StaticFiles {
 
       // A client-side route: what answers depends on Accept, which caches must know.
       const last = parsed.segments.at(-1) ?? "";
-      if (options.spa && !last.includes(".")) {
+      // Nothing under /.well-known/ is a client-side route: a missing ACME token is a 404.
+      if (options.spa && !last.includes(".") && parsed.segments[0] !== ".well-known") {
         const index = /text\/html/i.test(request.headers.get("accept") ?? "") ? find(root + "/index.html", false) : undefined;
         if (index) return respond(request, index, REVALIDATE, "Accept-Encoding, Accept");
         const response = jsonError(404, "Not found");
@@ -158,11 +164,11 @@ export type ParsedPath = { segments: string[]; directory: boolean } | "bad" | "h
  * Splits a raw path into decoded segments. "bad" (a 400) for what cannot name a file: invalid
  * percent-encoding, NUL, a backslash or an encoded slash, which would otherwise become a
  * separator after decoding. "hidden" (a 404) for any segment starting with a dot (but a
- * first segment `.well-known`): dotfiles, and `.`/`..` in any spelling, so nothing here can
+ * first segment `.well-known` when `wellKnown`): dotfiles, and `.`/`..` in any spelling, so nothing here can
  * climb out of the root even though the gateway refused dot segments already. Empty segments
  * (`//`) are dropped.
  */
-export function parsePath(rawPath: string): ParsedPath {
+export function parsePath(rawPath: string, wellKnown = false): ParsedPath {
   if (!rawPath.startsWith("/")) return "bad";
   const segments: string[] = [];
   for (const raw of rawPath.slice(1).split("/")) {
@@ -176,7 +182,7 @@ export function parsePath(rawPath: string): ParsedPath {
     if (/[/\\\0]/.test(segment)) return "bad";
     // RFC 8615's /.well-known/ (security.txt, app links, ACME) is meant to be served; its own
     // contents' dotfiles are not.
-    if (segment.startsWith(".") && !(segment === ".well-known" && segments.length === 0)) return "hidden";
+    if (segment.startsWith(".") && !(wellKnown && segment === ".well-known" && segments.length === 0)) return "hidden";
     segments.push(segment);
   }
   return { segments, directory: rawPath.endsWith("/") };
