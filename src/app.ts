@@ -177,17 +177,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
    * and the working directory. Nothing here may throw again, logging included.
    */
   function lastResort(request: Request | undefined, error: unknown, counted = false): Response {
-    // A GatewayError thrown outside the app (the auth worker is down during a WebSocket
-    // handshake) keeps its status; anything else is a 500.
+    // A GatewayError thrown outside the app keeps its status; anything else is a 500.
     const known = error instanceof GatewayError ? error : undefined;
+    const response = known ? jsonError(known.status, known.publicMessage) : jsonError(500, "Internal error");
     try {
       const context = request && contexts.get(request);
+      if (context) response.headers.set("x-request-id", context.requestId);
       logger.error(known?.publicMessage ?? "Unhandled error", { requestId: context?.requestId, ...describeError(error) });
       if (counted && request && !context?.outcome.answered) metrics.requestAnswered("other", request.method, known?.status ?? 500, 0);
     } catch {
       // The logger or the metrics failed too: the client still gets its answer.
     }
-    return known ? jsonError(known.status, known.publicMessage) : jsonError(500, "Internal error");
+    return response;
   }
 
   /**
@@ -236,7 +237,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     const match = table.match(path);
     if (match.kind === "none") return answered(request, path, jsonError(404, "Not found"), context);
     if (match.kind === "ambiguous") {
-      logger.info("path refused", { requestId: context.requestId, reason: "encoded separator crosses a route" });
+      logger.info("path refused", { requestId: context.requestId, reason: "a lenient reading puts the path under another route" });
       return answered(request, path, jsonError(400, "Bad request path"), context);
     }
     if (match.kind === "gateway") {

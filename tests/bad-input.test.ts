@@ -586,8 +586,10 @@ describe("the last resort", () => {
     const broken = await createGateway(config, { logger });
     broken.listen();
     try {
-      const response = await rawHttp(["GET /healthz HTTP/1.1", `Host: 127.0.0.1:${brokenPort}`, "", ""].join("\r\n"), brokenPort);
+      const response = await rawHttp(["GET /healthz HTTP/1.1", `Host: 127.0.0.1:${brokenPort}`, "X-Request-Id: broken-1", "", ""].join("\r\n"), brokenPort);
       expectJsonError(response, 500, "Internal error");
+      // Even this answer carries the request id, so a report of it can be found in the log.
+      expect(response.headers.get("x-request-id")).toBe("broken-1");
       expect(response.raw).not.toContain("<html");
       expect(response.raw).not.toContain(process.cwd());
       if (!errorLogFails) {
