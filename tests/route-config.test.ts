@@ -381,6 +381,7 @@ describe("resolveRoutes without a config file: the environment's table", () => {
     // A value that is no URL is echoed, but never what precedes an "@" in it.
     ["FRONTEND_URL without a scheme, with a password", { FRONTEND_URL: "dev:hunter2@localhost:5173" }, ['FRONTEND_URL must be an http(s) URL, got "***@localhost:5173"']],
     ["BACKEND_API_URL of another scheme, with a password", { BACKEND_API_URL: "ftp://u:hunter2@x" }, ['BACKEND_API_URL must be an http(s) URL, got "ftp://***@x"']],
+    ["a password with an @ in it", { BACKEND_API_URL: "ftp://u:hunt@er2@x/p" }, ['BACKEND_API_URL must be an http(s) URL, got "ftp://***@x/p"']],
   ])("%s is an error", (_name, env, expected) => {
     expect(resolve(env).problems).toEqual(expected);
   });

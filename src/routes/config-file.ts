@@ -466,7 +466,7 @@ export function configFilePath(env: Env, cwd: string = process.cwd()): string | 
  * password, a token) replaced by `***`. Messages go to a terminal or a journal.
  */
 export function withoutCredentials(raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@]*@/i, "$1***@");
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, "$1***@");
 }
 
 /** An environment variable that must be an http(s) URL without query, fragment or credentials. */
