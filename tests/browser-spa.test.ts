@@ -66,7 +66,7 @@ describe.skipIf(!available)("a single-page app and its API on one origin, in Chr
     writeFileSync(join(dist, "assets", "app-9f8e7d6c.js"), APP_JS);
     gw = await startGateway({ BACKEND_API_URL: backend.url, STATIC_DIR: dist }, dir.path);
     backend.trustGateway(gw.url, gw.url);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
   });
 
   afterAll(async () => {
