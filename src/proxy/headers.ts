@@ -1,8 +1,8 @@
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
 /** What a route with `identity_headers = true` sends besides the JWT (oauth2-proxy's names). */
-export const IDENTITY_USER_HEADER = "x-auth-request-user";
-export const IDENTITY_EMAIL_HEADER = "x-auth-request-email";
+const IDENTITY_USER_HEADER = "x-auth-request-user";
+const IDENTITY_EMAIL_HEADER = "x-auth-request-email";
 /**
  * oauth2-proxy's whole family (`X-Auth-Request-Groups`, `-Access-Token`, …): a legacy app that
  * reads one would take the client's word for it, so a client's are dropped on every route.

@@ -18,14 +18,14 @@ export interface DeclaredBody {
 
 /** A declared body over a route's max_body_bytes (0: no limit): 413. */
 export function routeBodyRefused(body: DeclaredBody, maxBodyBytes: number): Response | undefined {
-  const length = body.contentLength === null ? undefined : Number(body.contentLength);
+  const length = lengthOf(body);
   if (maxBodyBytes > 0 && length !== undefined && length > maxBodyBytes) return jsonError(413, "Request body too large");
   return undefined;
 }
 
 /** Better Auth reads the whole body into memory, so it must be small (413) and announce its size (411). */
 export function authBodyRefused(body: DeclaredBody): Response | undefined {
-  const length = body.contentLength === null ? undefined : Number(body.contentLength);
+  const length = lengthOf(body);
   if (length !== undefined && length > AUTH_BODY_LIMIT) return jsonError(413, "Request body too large");
   if (length === undefined && body.hasBody && body.transferEncoding !== null) return jsonError(411, "Content-Length required");
   return undefined;
@@ -37,4 +37,8 @@ export function declaredBody(request: Request): DeclaredBody {
     transferEncoding: request.headers.get("transfer-encoding"),
     hasBody: request.body !== null,
   };
+}
+
+function lengthOf(body: DeclaredBody): number | undefined {
+  return body.contentLength === null ? undefined : Number(body.contentLength);
 }

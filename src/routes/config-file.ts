@@ -23,7 +23,7 @@ export interface RouteDefaults {
 }
 
 /** BACKEND_API_URL when unset, as before route tables existed. */
-export const DEFAULT_BACKEND_URL = "http://localhost:8080";
+const DEFAULT_BACKEND_URL = "http://localhost:8080";
 
 const TOP_KEYS: readonly string[] = ["routes"];
 const COMMON_KEYS: readonly string[] = ["name", "path", "auth", "allow"];

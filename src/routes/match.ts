@@ -1,5 +1,5 @@
 import { AUTH_BASE_PATH } from "../auth/paths";
-import type { Route } from "./table";
+import { RESERVED_PATHS, RESERVED_PREFIXES, type Route } from "./table";
 
 /**
  * Route matching: which route (or the gateway itself) answers a path. Pure; each rule is a row
@@ -31,12 +31,15 @@ export type Match<T> =
   /** A lenient backend would read the path as another route's (see above): 400. */
   | { readonly kind: "ambiguous" };
 
-const GATEWAY_PATHS = new Set(["/healthz", "/readyz", "/metrics", AUTH_BASE_PATH]);
-const AUTH_PREFIX = `${AUTH_BASE_PATH}/`;
+const GATEWAY_PATHS = new Set(RESERVED_PATHS);
+// Better Auth answers everything under its base path; the other reserved paths are exact.
+const GATEWAY_PREFIXES = [`${AUTH_BASE_PATH}/`, ...RESERVED_PREFIXES];
 
 /** Whether the gateway answers this path itself, whatever the table says (RESERVED_PATHS, RESERVED_PREFIXES). */
 export function isGatewayPath(path: string): boolean {
-  return GATEWAY_PATHS.has(path) || path.startsWith(AUTH_PREFIX) || path.startsWith("/swagger");
+  if (GATEWAY_PATHS.has(path)) return true;
+  for (const prefix of GATEWAY_PREFIXES) if (path.startsWith(prefix)) return true;
+  return false;
 }
 
 export interface RouteTable<T> {

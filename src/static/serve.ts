@@ -273,7 +273,7 @@ export function notModified(ifNoneMatch: string | null, ifModifiedSince: string 
  * svg, wasm, json, map, webmanifest, fonts, images). Bun types `.ts` as JavaScript, a Bun
  * source; a static directory's `.ts` is an MPEG transport stream (HLS segments).
  */
-export function contentTypeOf(name: string): string {
+function contentTypeOf(name: string): string {
   if (name.endsWith(".ts")) return "video/mp2t";
   return Bun.file(name).type;
 }
