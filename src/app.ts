@@ -21,7 +21,8 @@ import { rawPathAndQuery, upstreamUrl } from "./proxy/target";
 import { connectionTimeouts } from "./proxy/timeouts";
 import { createUpstreamProxy } from "./proxy/upstream";
 import { checkHandshake, createWebSocketRelay, type RelayData } from "./proxy/ws";
-import { compileTable, type RouteTable } from "./routes/match";
+import { compileTable, isGatewayPath, type RouteTable } from "./routes/match";
+import { loadTemplates } from "./pages/templates";
 import { createCallerCheck, identityHeadersFor, type Caller } from "./routes/caller";
 import { checksOrigin } from "./routes/policy";
 import { prepareRoute, type PreparedRoute, type Routed, type UpstreamTarget } from "./routes/prepare";
@@ -111,7 +112,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const requestLog = createRequestLog(logger, metrics);
   const { answered } = requestLog;
   // Replaced whole on reload; a request keeps the route it was matched to.
-  let table: RouteTable<PreparedRoute> = compileTable(config.routes, prepareRoute);
+  const pagesPath = config.pages?.path;
+  let table: RouteTable<PreparedRoute> = compileTable(config.routes, prepareRoute, pagesPath);
 
   const trustProxy = compileTrustedProxies(config.trustedProxies);
   const contexts = new WeakMap<Request, RequestContext>();
@@ -147,7 +149,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     config,
     auth,
     logger,
-    docs: docsPlugin(await auth.openApiSchema()),
+    docs: docsPlugin(await auth.openApiSchema(), config.pages?.path),
     // Requests that did not come through `handle` (app.handle in a test) get a context without a peer.
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),
@@ -160,6 +162,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       identities.forgetSessions();
       void relay.closeEndedSessions();
     },
+    templates: config.pages ? loadTemplates(config.theme.templateDir) : undefined,
+    identify: (headers) => identities.identify(headers),
+    crossSiteRefused: (request) => crossSiteRefused(request, contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }), false),
   });
 
   async function handle(request: Request, bunServer: Server<RelayData>, raw?: RawTarget): Promise<Response | undefined> {
@@ -241,7 +246,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return answered(request, path, jsonError(400, "Bad request path"), context);
     }
     if (match.kind === "gateway") {
-      if (path.startsWith(`${AUTH_BASE_PATH}/`)) {
+      // Better Auth's routes and the sign-in pages' form posts: small bodies only.
+      if (path.startsWith(`${AUTH_BASE_PATH}/`) || (pagesPath !== undefined && isGatewayPath(path, pagesPath) && !isGatewayPath(path))) {
         const refused = authBodyRefused(declaredBody(request));
         if (refused) return answered(request, path, refused, context);
         // Better Auth reads the client IP (rate limiter) only from a header: the gateway's, never the client's.
@@ -344,7 +350,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       }
       try {
         const routes = reloadRoutes(config);
-        table = compileTable(routes, prepareRoute);
+        table = compileTable(routes, prepareRoute, pagesPath);
         metrics.configReloaded("ok");
         logger.info("configuration reloaded", { routes: routes.length });
         return { ok: true };

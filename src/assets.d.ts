@@ -7,3 +7,12 @@ declare module "swagger-ui-dist/swagger-ui.css" {
   const path: string;
   export default path;
 }
+// Imported `with { type: "text" }`: the file's contents.
+declare module "*.css" {
+  const text: string;
+  export default text;
+}
+declare module "*.txt" {
+  const text: string;
+  export default text;
+}

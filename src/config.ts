@@ -1,4 +1,7 @@
+import { parseProviders, type Provider } from "./auth/providers";
+import { parseEmailConfig, type EmailConfig } from "./email/config";
 import { LOG_LEVELS, type LogLevel } from "./ops/log";
+import { parsePagesConfig, type PagesConfig, type Theme } from "./pages/config";
 import { compileTrustedProxies } from "./ops/request-context";
 import { configFilePath, envHttpUrl, resolveRoutes, withoutCredentials, routesFromFile, type RouteDefaults } from "./routes/config-file";
 import type { Route } from "./routes/table";
@@ -57,6 +60,14 @@ export interface Config {
   readonly metricsToken: string | undefined;
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams. @default 10000 */
   readonly shutdownTimeoutMs: number;
+  /** The sign-in pages (src/pages); undefined: PAGES=off. */
+  readonly pages: PagesConfig | undefined;
+  /** The pages' and the mails' name, logo, colour and templates. */
+  readonly theme: Theme;
+  /** Verification and password-reset mail (src/email). */
+  readonly email: EmailConfig;
+  /** GitHub, Google and OpenID Connect sign-in (src/auth/providers.ts). */
+  readonly providers: readonly Provider[];
   readonly production: boolean;
 }
 
@@ -98,8 +109,13 @@ function timeSpanSeconds(span: string): number {
 }
 
 /** What a route leaves out comes from the environment (also for describeRoutes: what is not worth printing). */
-export function routeDefaults(config: Pick<Config, "proxyTimeoutMs" | "maxBodyBytes" | "authUrl">): RouteDefaults {
-  return { proxyTimeoutMs: config.proxyTimeoutMs, maxBodyBytes: config.maxBodyBytes, audience: config.authUrl.origin };
+export function routeDefaults(config: Pick<Config, "proxyTimeoutMs" | "maxBodyBytes" | "authUrl" | "pages">): RouteDefaults {
+  return {
+    proxyTimeoutMs: config.proxyTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes,
+    audience: config.authUrl.origin,
+    pagesPath: config.pages?.path,
+  };
 }
 
 /** `cwd`: what CONFIG_FILE and STATIC_DIR are relative to. */
@@ -211,7 +227,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   const maxBodyBytes = integer("MAX_BODY_BYTES", GIB, 0, Number.MAX_SAFE_INTEGER);
   const configFile = configFilePath(env, cwd);
   // BACKEND_API_URL is validated (with the messages it always had) where it becomes the "api" route.
-  const routes = resolveRoutes(env, routeDefaults({ proxyTimeoutMs, maxBodyBytes, authUrl }), problems, cwd);
+  const { pages, theme } = parsePagesConfig(read, authUrl.origin, cwd, problems);
+  const email = parseEmailConfig(read, integer, production, problems);
+  const providers = parseProviders(read, problems);
+  const routes = resolveRoutes(env, routeDefaults({ proxyTimeoutMs, maxBodyBytes, authUrl, pages }), problems, cwd);
 
   const config: Config = {
     port,
@@ -238,6 +257,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     metricsPort: read("METRICS_PORT") === undefined ? undefined : integer("METRICS_PORT", 0, 1, 65535),
     metricsToken: read("METRICS_TOKEN"),
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 3_600_000),
+    pages: pages && Object.freeze(pages),
+    theme: Object.freeze(theme),
+    email: Object.freeze(email),
+    providers: Object.freeze(providers.map((provider) => Object.freeze(provider))),
     production,
   };
   if (problems.length > 0) throw new ConfigError(problems);

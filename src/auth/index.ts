@@ -1,9 +1,10 @@
 import type { SecondaryStorage } from "@better-auth/core/db";
 import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
-import { jwt, openAPI } from "better-auth/plugins";
+import { genericOAuth, jwt, openAPI } from "better-auth/plugins";
 import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
+import type { Mailer } from "../email/mailer";
 import type { Logger } from "../ops/log";
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
@@ -20,17 +21,64 @@ export interface AuthDeps {
   logger: Logger;
   /** Redis-backed secondary storage (REDIS_URL), shared by every instance. */
   secondaryStorage?: SecondaryStorage;
+  /** Verification and reset mail; undefined (migrate) or delivery "none": nothing is offered that needs it. */
+  mailer?: Mailer;
 }
 
-export function createAuth({ config, db, secret, logger, secondaryStorage }: AuthDeps) {
+export function createAuth({ config, db, secret, logger, secondaryStorage, mailer }: AuthDeps) {
   const origin = config.authUrl.origin;
+  const pages = config.pages && `${origin}${config.pages.path}`;
+  const sends = mailer !== undefined && mailer.delivery !== "none";
+  // Links in mail are built from BETTER_AUTH_URL (Better Auth's baseURL is that origin too),
+  // never from the request's Host: a poisoned Host must not put another domain in a reset mail.
+  const social = Object.fromEntries(
+    config.providers
+      .filter((provider) => provider.kind !== "oidc")
+      .map((provider) => [provider.id, { clientId: provider.clientId, clientSecret: provider.clientSecret }]),
+  );
+  const oidc = config.providers.filter((provider) => provider.kind === "oidc");
   return betterAuth({
     appName: "authgate",
     baseURL: origin,
     basePath: AUTH_BASE_PATH,
     secret,
     database: { db: db.kysely, type: db.type },
-    emailAndPassword: { enabled: true },
+    emailAndPassword: {
+      enabled: true,
+      requireEmailVerification: config.email.requireVerification,
+      // Better Auth's defaults, said here: a reset token is single use and lives an hour, and a
+      // reset ends the user's other sessions.
+      resetPasswordTokenExpiresIn: 3600,
+      revokeSessionsOnPasswordReset: true,
+      ...(sends && {
+        async sendResetPassword({ user, url, token }) {
+          const link = pages ? `${pages}/reset-password?token=${encodeURIComponent(token)}` : url;
+          await mailer.send({ kind: "reset-password", to: user.email, name: user.name, link });
+        },
+      }),
+    },
+    ...(sends && {
+      emailVerification: {
+        sendOnSignUp: config.email.requireVerification,
+        autoSignInAfterVerification: true,
+        expiresIn: 24 * 3600,
+        async sendVerificationEmail({ user, url, token }) {
+          const link = pages ? `${pages}/verify-email?token=${encodeURIComponent(token)}` : url;
+          await mailer.send({ kind: "verification", to: user.email, name: user.name, link });
+        },
+      },
+    }),
+    socialProviders: social,
+    account: {
+      // Linking by e-mail only where the provider says it verified the address and the local
+      // account verified it too (Better Auth's requireLocalEmailVerified); no provider is
+      // trusted blindly, different e-mails are never linked, and the last way to sign in
+      // cannot be unlinked.
+      accountLinking: { enabled: true, trustedProviders: [], allowDifferentEmails: false, requireLocalEmailVerified: true, allowUnlinkingAll: false },
+    },
+    // A provider's callback that fails before its state is read (a tampered or replayed
+    // state) ends on the sign-in page with `?error=`, not on Better Auth's bare error page.
+    ...(pages && { onAPIError: { errorURL: `${pages}/sign-in` } }),
     trustedOrigins: [origin, ...config.trustedOrigins],
     telemetry: { enabled: false },
     logger: {
@@ -73,6 +121,22 @@ export function createAuth({ config, db, secret, logger, secondaryStorage }: Aut
         },
       }),
       openAPI({ disableDefaultReference: true }),
+      ...(oidc.length > 0
+        ? [
+            genericOAuth({
+              config: oidc.map((provider) => ({
+                providerId: provider.id,
+                discoveryUrl: `${provider.issuer}/.well-known/openid-configuration`,
+                clientId: provider.clientId,
+                clientSecret: provider.clientSecret,
+                scopes: [...provider.scopes],
+                // Authorization code with PKCE; the ID token's signature, issuer and nonce are
+                // checked against the discovered JWKS.
+                pkce: true,
+              })),
+            }),
+          ]
+        : []),
     ],
   });
 }

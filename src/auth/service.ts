@@ -2,7 +2,9 @@ import { APIError } from "better-auth/api";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { sql } from "kysely";
 import type { Config } from "../config";
+import { createMailer } from "../email/mailer";
 import { describeError } from "../errors";
+import { loadTemplates } from "../pages/templates";
 import { openDatabase } from "../db";
 import { createRedisStorage, type RedisStorage } from "../db/redis";
 import type { Logger } from "../ops/log";
@@ -79,7 +81,8 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
     redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     await redis?.connect();
-    const auth = createAuth({ config, db, secret, logger, secondaryStorage: redis?.storage });
+    const mailer = createMailer(config.email, config.theme, loadTemplates(config.theme.templateDir), logger);
+    const auth = createAuth({ config, db, secret, logger, secondaryStorage: redis?.storage, mailer });
     const context = await auth.$context;
 
     /**
@@ -119,7 +122,9 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         if (redis && method === "POST" && SESSION_ENDING_ROUTES.test(new URL(url).pathname) && !(await redis.ping())) {
           return sessionStoreUnavailable();
         }
-        const response = await auth.handler(new Request(url, { method, headers, body }));
+        const { value: response, failed } = await mailer.tracking(() => auth.handler(new Request(url, { method, headers, body })));
+        // Better Auth answers "check your e-mail" even when the send failed (it only logs it).
+        if (failed) return emailNotSent();
         return {
           status: response.status,
           headers: [...response.headers],
@@ -194,6 +199,15 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     await db.close();
     throw error;
   }
+}
+
+/** A mail the request needed could not be sent (the log says why): nothing pretends it was. */
+function emailNotSent(): SerializedResponse {
+  return {
+    status: 503,
+    headers: [["content-type", "application/json; charset=utf-8"], ["retry-after", "60"]],
+    body: new TextEncoder().encode(JSON.stringify({ error: "Could not send the e-mail, try again later", code: "EMAIL_NOT_SENT" })).buffer as ArrayBuffer,
+  };
 }
 
 /** Seconds a client is asked to wait before retrying a sign-out refused during a Redis outage. */

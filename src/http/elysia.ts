@@ -13,6 +13,11 @@ import { upstreamUrl } from "../proxy/target";
 import type { UpstreamProxy } from "../proxy/upstream";
 import { identityHeadersFor, type CallerCheck } from "../routes/caller";
 import type { Routed } from "../routes/prepare";
+import type { Identity } from "../auth/identity";
+import { createRefusalPages, pagesPlugin } from "../pages";
+import { isNavigation } from "../pages/navigation";
+import type { Templates } from "../pages/templates";
+import { rawPathAndQuery } from "../proxy/target";
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +33,11 @@ export interface AppDeps {
   readiness(): Promise<Record<string, string>>;
   /** After a sign-out or revocation through this instance: its cached sessions are dropped. */
   afterSignOut(): void;
+  /** The sign-in pages' templates; undefined: PAGES=off. */
+  templates: Templates | undefined;
+  identify(headers: Headers): Promise<Identity | null>;
+  /** The gateway's Origin check for an unsafe request (the pages' form posts). */
+  crossSiteRefused(request: Request): boolean;
 }
 
 /**
@@ -38,6 +48,8 @@ export interface AppDeps {
  */
 export function buildApp(deps: AppDeps) {
   const { auth, logger } = deps;
+  const pages = deps.config.pages && deps.templates ? { templates: deps.templates } : undefined;
+  const refusalPage = pages && createRefusalPages({ config: deps.config, templates: pages.templates, identify: deps.identify });
   // Elysia finds the path by searching for "/" from index 11 unless told otherwise, which skips
   // into the path when the Host is shorter than 4 characters (`Host: x` made Elysia route
   // `/v1/api/items` as `/api/items`). From index 7, the first "/" after "http://" is always the
@@ -46,10 +58,16 @@ export function buildApp(deps: AppDeps) {
   // (src/routes/match.ts); Elysia's lenient trailing slash would answer `/healthz/` with the
   // health check although the table routed it to a route.
   return new Elysia({ name: "authgate", strictPath: true, handler: { standardHostname: false } })
-    .onError(function mapErrorToJson({ error, code, request }) {
+    .onError(async function mapErrorToJson({ error, code, request }) {
       const requestId = deps.contextOf(request).requestId;
       if (error instanceof GatewayError) {
         if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, ...describeError(error) });
+        // A browser navigation refused for want of a session (or of the route's allow) gets the
+        // sign-in page (or a readable 403) instead of JSON: src/pages/index.ts.
+        if (refusalPage && (error.status === 401 || error.status === 403) && isNavigation(request.method, request.headers.get("accept"))) {
+          const page = await refusalPage(error, request, rawPathAndQuery(request.url));
+          if (page) return page;
+        }
         return jsonError(error.status, error.publicMessage);
       }
       if (code === "NOT_FOUND") return jsonError(404, "Not found");
@@ -84,6 +102,21 @@ export function buildApp(deps: AppDeps) {
         return new Response(answer.body, { status: answer.status, headers: answer.headers });
       },
       { parse: "none" },
+    )
+    .use(
+      pages
+        ? pagesPlugin({
+            config: deps.config,
+            templates: pages.templates,
+            auth,
+            logger,
+            clientIp: (request) => deps.contextOf(request).clientIp,
+            requestId: (request) => deps.contextOf(request).requestId,
+            crossSiteRefused: deps.crossSiteRefused,
+            identify: deps.identify,
+            afterSignOut: deps.afterSignOut,
+          })
+        : new Elysia({ name: "authgate/pages" }),
     )
     .use(tableRoutes(deps));
 }

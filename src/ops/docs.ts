@@ -11,7 +11,7 @@ const ASSETS = "/swagger/assets";
  * under their real /api/auth/... paths (from Better Auth's `openAPI()` schema). Swagger UI's
  * script and stylesheet are served by the gateway itself, not from a CDN.
  */
-export function docsPlugin(schema: { paths: Record<string, unknown>; components: unknown }) {
+export function docsPlugin(schema: { paths: Record<string, unknown>; components: unknown }, pagesPath?: string) {
   return new Elysia({ name: "authgate/docs" })
     .get(`${ASSETS}/swagger-ui-bundle.js`, () => assetResponse(swaggerBundle, "text/javascript; charset=utf-8"))
     .get(`${ASSETS}/swagger-ui.css`, () => assetResponse(swaggerCss, "text/css; charset=utf-8"))
@@ -21,7 +21,8 @@ export function docsPlugin(schema: { paths: Record<string, unknown>; components:
         specPath: "/swagger/json",
         provider: "swagger-ui",
         swagger: { cdn: `${ASSETS}/swagger-ui-bundle.js`, theme: `${ASSETS}/swagger-ui.css`, autoDarkMode: false },
-        exclude: { paths: [/^\/api\//, /^\/swagger/, /^\/(healthz|readyz|metrics)$/] },
+        // The sign-in pages are HTML for people, not part of the API.
+        exclude: { paths: [/^\/api\//, /^\/swagger/, /^\/(healthz|readyz|metrics)$/, ...(pagesPath ? [new RegExp(`^${pagesPath.replace(/[.]/g, "\\.")}(/|$)`)] : [])] },
         documentation: {
           info: {
             title: "authgate",

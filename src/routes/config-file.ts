@@ -20,6 +20,8 @@ export interface RouteDefaults {
   maxBodyBytes: number;
   /** BETTER_AUTH_URL's origin. */
   audience: string;
+  /** PAGES_PATH, reserved like the gateway's other paths; undefined: PAGES=off. */
+  pagesPath?: string | undefined;
 }
 
 /** BACKEND_API_URL when unset, as before route tables existed. */
@@ -135,8 +137,8 @@ function pathFault(path: string): string | undefined {
 }
 
 /** The reserved gateway path a route path would shadow, described, or undefined. */
-function reservedBy(path: string): string | undefined {
-  for (const reserved of RESERVED_PATHS) {
+function reservedBy(path: string, pagesPath: string | undefined): string | undefined {
+  for (const reserved of pagesPath ? [...RESERVED_PATHS, pagesPath] : RESERVED_PATHS) {
     if (path === reserved) return "";
     if (path.startsWith(`${reserved}/`)) return ` (under "${reserved}")`;
   }
@@ -149,7 +151,7 @@ function reservedBy(path: string): string | undefined {
 }
 
 /** The path without its trailing slash ("/" stays), or undefined after a problem. */
-function parsePath(value: unknown, field: string, problems: string[]): string | undefined {
+function parsePath(value: unknown, field: string, pagesPath: string | undefined, problems: string[]): string | undefined {
   const raw = string(value, field, problems);
   if (raw === undefined) return undefined;
   const fault = pathFault(raw);
@@ -158,9 +160,10 @@ function parsePath(value: unknown, field: string, problems: string[]): string | 
     return undefined;
   }
   const path = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
-  const reserved = reservedBy(path);
+  const reserved = reservedBy(path, pagesPath);
   if (reserved !== undefined) {
-    problems.push(`${field}: ${show(path)} is reserved for the gateway${reserved}`);
+    const hint = pagesPath && (path === pagesPath || path.startsWith(`${pagesPath}/`)) ? " (the sign-in pages: set PAGES_PATH, or PAGES=off)" : "";
+    problems.push(`${field}: ${show(path)} is reserved for the gateway${reserved}${hint}`);
     return undefined;
   }
   return path;
@@ -322,7 +325,7 @@ function parseRoute(value: unknown, index: number, defaults: RouteDefaults, base
 
   const name = parseName(get(value, "name"), field("name"), problems);
   unique(name, seen.names, index, field("name"), "name", problems);
-  const path = parsePath(get(value, "path"), field("path"), problems);
+  const path = parsePath(get(value, "path"), field("path"), defaults.pagesPath, problems);
   unique(path, seen.paths, index, field("path"), "path", problems);
 
   let kind: Route["kind"] | undefined;

@@ -35,11 +35,14 @@ const GATEWAY_PATHS = new Set(RESERVED_PATHS);
 // Better Auth answers everything under its base path; the other reserved paths are exact.
 const GATEWAY_PREFIXES = [`${AUTH_BASE_PATH}/`, ...RESERVED_PREFIXES];
 
-/** Whether the gateway answers this path itself, whatever the table says (RESERVED_PATHS, RESERVED_PREFIXES). */
-export function isGatewayPath(path: string): boolean {
+/**
+ * Whether the gateway answers this path itself, whatever the table says (RESERVED_PATHS,
+ * RESERVED_PREFIXES, and the sign-in pages' PAGES_PATH with everything under it).
+ */
+export function isGatewayPath(path: string, pagesPath?: string): boolean {
   if (GATEWAY_PATHS.has(path)) return true;
   for (const prefix of GATEWAY_PREFIXES) if (path.startsWith(prefix)) return true;
-  return false;
+  return pagesPath !== undefined && (path === pagesPath || (path.startsWith(pagesPath) && path[pagesPath.length] === "/"));
 }
 
 export interface RouteTable<T> {
@@ -58,7 +61,7 @@ interface Entry<T> {
 }
 
 /** The table's matcher; `prepare` runs once per route (its upstream base, its static files). */
-export function compileTable<T>(routes: readonly Route[], prepare: (route: Route) => T): RouteTable<T> {
+export function compileTable<T>(routes: readonly Route[], prepare: (route: Route) => T, pagesPath?: string): RouteTable<T> {
   const byPath = new Map<string, Entry<T>>();
   // The same entries by lower-cased path, for the lenient reading (the config refuses two
   // paths that differ only in case).
@@ -75,7 +78,7 @@ export function compileTable<T>(routes: readonly Route[], prepare: (route: Route
   return {
     routes,
     match(path) {
-      if (isGatewayPath(path)) return GATEWAY;
+      if (isGatewayPath(path, pagesPath)) return GATEWAY;
       const key = path.includes("%") ? comparable(path) : path;
       const entry = longest(byPath, key);
       if (!entry) return NONE;
