@@ -29,6 +29,19 @@ const VARIABLES: [string, string, string][] = [
   ["METRICS_PORT", "-", "serve GET /metrics (Prometheus) on this port"],
   ["METRICS_TOKEN", "-", "serve GET /metrics on PORT to bearers of this token"],
   ["SHUTDOWN_TIMEOUT_MS", "10000", "how long SIGTERM waits for requests in flight"],
+  ["PAGES", "on", "the sign-in pages (off: bring your own UI)"],
+  ["PAGES_PATH", "/auth", "where the sign-in pages live"],
+  ["APP_NAME", "authgate", "the name on the pages and in mail"],
+  ["APP_LOGO_URL", "-", "a logo on the gateway's own origin, e.g. /logo.svg"],
+  ["BRAND_COLOR", "#4f46e5", "buttons' and links' colour"],
+  ["PAGES_TEMPLATE_DIR", "-", "files here replace the built-in templates of the same name"],
+  ["SMTP_URL", "-", "smtp://user:pass@host:587 (STARTTLS) or smtps://…:465; none: mail goes to the log in development"],
+  ["EMAIL_FROM", "-", "the sender (required with SMTP_URL)"],
+  ["SMTP_TIMEOUT_MS", "10000", "deadline for the mail server (at most 12000)"],
+  ["REQUIRE_EMAIL_VERIFICATION", "false", "sign-up sends a verification mail; unverified users cannot sign in"],
+  ["GITHUB_CLIENT_ID/_SECRET", "-", "sign in with GitHub"],
+  ["GOOGLE_CLIENT_ID/_SECRET", "-", "sign in with Google"],
+  ["OIDC_PROVIDERS", "-", "ids of OpenID providers; each: OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, [_NAME, _SCOPES]"],
 ];
 
 export function helpText(): string {

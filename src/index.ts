@@ -4,6 +4,7 @@ import { createAuthOperations } from "./auth/service";
 import { ConfigError, loadConfig, routeDefaults, type Config } from "./config";
 import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
+import { callbackUrl, describeProviders } from "./auth/providers";
 import { describeRoutes } from "./routes/config-file";
 
 function readConfig(): Config {
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === "check-config") {
     // readConfig has printed every problem and exited 1 if there was one.
     process.stdout.write(describeRoutes(config.routes, routeDefaults(config)));
+    process.stdout.write(describeProviders(config.providers, config.authUrl.origin));
     return;
   }
   const logger = createLogger(config.logLevel);
@@ -78,7 +80,16 @@ async function main(argv: string[]): Promise<void> {
   const authWorkerUrl = new URL("./auth/worker.ts", import.meta.url).href;
   const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger, authWorkerUrl }));
   const server = gateway.listen();
-  logger.info("authgate listening", { url: `http://${server.hostname}:${server.port}`, routes: gateway.routes.map((route) => route.name) });
+  logger.info("authgate listening", {
+    url: `http://${server.hostname}:${server.port}`,
+    routes: gateway.routes.map((route) => route.name),
+    ...(config.pages && { signIn: `${config.authUrl.origin}${config.pages.path}/sign-in` }),
+  });
+  // The callback URL to register at each identity provider.
+  for (const provider of config.providers) {
+    logger.info("identity provider", { provider: provider.id, callbackUrl: callbackUrl(provider, config.authUrl.origin) });
+  }
+  if (config.email.delivery === "log") logger.warn("no SMTP_URL: verification and reset mails are written to this log (development only)");
   // SIGHUP re-reads CONFIG_FILE: a valid table replaces the current one, an invalid one is logged and ignored.
   process.on("SIGHUP", () => void gateway.reload());
 

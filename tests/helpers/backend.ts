@@ -102,6 +102,9 @@ export function startBackend(): TestBackend {
         return new Response(status === 204 ? null : `status ${status}`, { status, headers: { "x-backend": "yes" } });
       }
       switch (route) {
+        case "/whoami":
+          // What the backend learnt from the verified JWT: what a page can show of its caller.
+          return Response.json({ claims: record.claims ?? null, jwtError: record.jwtError ?? null });
         case "/redirect":
           return new Response(null, { status: 302, headers: { location: "/api/elsewhere" } });
         case "/gzip": {
