@@ -176,7 +176,7 @@ auth = "required"
     await expect(alert).toBeDefined();
     await page.waitForSelector('[role="alert"]:not([hidden])');
     expect(await alert.textContent()).toBe("That e-mail and password do not match an account.");
-    expect(await page.evaluate(() => document.activeElement?.getAttribute("role"))).toBe("alert");
+    expect(await page.evaluate('document.activeElement?.getAttribute("role")')).toBe("alert");
     expect(await page.getByLabel("E-mail").inputValue()).toBe("nobody@example.test");
     expect(page.url()).toBe(`${gw.url}/auth/sign-in`);
     await context.close();
@@ -221,13 +221,13 @@ auth = "required"
     const context = await newContext();
     const page = await context.newPage();
     await page.goto(`${gw.url}/auth/sign-in`);
-    expect(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name)).toBe("email");
+    expect(await page.evaluate("document.activeElement?.name")).toBe("email");
     await page.keyboard.type(email);
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name)).toBe("password");
+    expect(await page.evaluate("document.activeElement?.name")).toBe("password");
     await page.keyboard.type(PASSWORD);
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Sign in");
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Sign in");
     await page.keyboard.press("Enter");
     await page.waitForURL(`${gw.url}/`);
     await page.waitForSelector('#who[data-status="200"]');
@@ -258,14 +258,12 @@ auth = "required"
       await page.goto(`${gw.url}${path}`);
       // Signed in, the sign-in page moves on: the others are looked at as they are.
       if (path.startsWith("/auth/sign-in")) continue;
-      const unlabelled = await page.evaluate(() =>
-        [...document.querySelectorAll("input:not([type=hidden]):not([hidden]), button")]
-          .filter((element) => {
-            if (element instanceof HTMLButtonElement) return !(element.textContent ?? "").trim() && !element.getAttribute("aria-label");
-            return (element as HTMLInputElement).labels?.length === 0 && !element.getAttribute("aria-label");
-          })
-          .map((element) => element.outerHTML),
-      );
+      // Inputs a person fills in and buttons they press: each has a label (the DOM's own notion).
+      const unlabelled = await page.evaluate(`[...document.querySelectorAll("input:not([type=hidden]):not([hidden]), button")]
+        .filter((element) => element.tagName === "BUTTON"
+          ? !element.textContent.trim() && !element.getAttribute("aria-label")
+          : element.labels.length === 0 && !element.getAttribute("aria-label"))
+        .map((element) => element.outerHTML)`);
       expect({ path, unlabelled }).toEqual({ path, unlabelled: [] });
       expect(await page.locator("h1").count()).toBe(1);
     }

@@ -97,11 +97,12 @@ function parseIssuer(raw: string, name: string, problems: string[]): string | un
   return url.href.replace(/\/$/, "");
 }
 
-/** Where the provider sends the browser back: the URL to register at the provider. */
+/**
+ * Where the provider sends the browser back: the URL to register at the provider. Better Auth
+ * 1.7's generic OAuth plugin registers OpenID providers as social ones: the same callback.
+ */
 export function callbackUrl(provider: Provider, origin: string): string {
-  return provider.kind === "oidc"
-    ? `${origin}${AUTH_BASE_PATH}/oauth2/callback/${provider.id}`
-    : `${origin}${AUTH_BASE_PATH}/callback/${provider.id}`;
+  return `${origin}${AUTH_BASE_PATH}/callback/${provider.id}`;
 }
 
 /** One line per provider, for the start-up log and `check-config`. */

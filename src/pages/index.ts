@@ -173,11 +173,9 @@ export function pagesPlugin(deps: PagesDeps) {
   /** Starts a provider's sign-in (or, with `link`, linking to the signed-in user): Better Auth answers the provider's URL. */
   async function startProvider(request: Request, provider: Provider, target: string, link: boolean): Promise<Response> {
     const errorTo = link ? `${P}/account` : withRedirect(`${P}/sign-in`, target);
-    const body =
-      provider.kind === "oidc"
-        ? { providerId: provider.id, callbackURL: target, errorCallbackURL: errorTo, newUserCallbackURL: target }
-        : { provider: provider.id, callbackURL: target, errorCallbackURL: errorTo, newUserCallbackURL: target };
-    const path = link ? (provider.kind === "oidc" ? "/oauth2/link" : "/link-social") : provider.kind === "oidc" ? "/sign-in/oauth2" : "/sign-in/social";
+    // OpenID providers are social providers to Better Auth 1.7 (its generic OAuth plugin registers them so).
+    const body = { provider: provider.id, callbackURL: target, errorCallbackURL: errorTo, newUserCallbackURL: target };
+    const path = link ? "/link-social" : "/sign-in/social";
     const answer = await callAuth(request, "POST", path, body);
     const url = typeof answer.json?.url === "string" ? answer.json.url : undefined;
     if (answer.status !== 200 || !url) {
