@@ -57,16 +57,14 @@ describe("safeRedirect keeps same-origin paths and sends everything else to /", 
     expect(safeRedirect(raw, ORIGIN)).toBe(expected);
   });
 
-  // KNOWN BUG (src/pages/redirect.ts): the checks run on the raw value, but the answer is the
-  // *normalised* path, and dot segments can normalise into "//host". `Location: //evil.example`
-  // is a protocol-relative redirect to another origin (an open redirect after sign-in).
-  // These rows are `failing` until the fix; then drop `.failing`.
-  test.failing.each<[string, string]>([
+  // The checks run on the raw value, but the answer is the *normalised* path, and dot segments
+  // can normalise into "//host": `Location: //evil.example` would be an open redirect.
+  test.each<[string, string]>([
     ["a dot segment before //", "/.//evil.example"],
     ["a dot-dot segment before //", "/x/..//evil.example"],
     ["an encoded dot segment before //", "/%2e//evil.example"],
     ["encoded dot-dot before //", "/%2E%2E//evil.example"],
-  ])("KNOWN BUG: %s → /", (_name, raw) => {
+  ])("%s → /", (_name, raw) => {
     expect(safeRedirect(raw, ORIGIN)).toBe("/");
   });
 });
@@ -252,18 +250,15 @@ describe("errorMessage and noticeMessage", () => {
     expect(noticeMessage(code)).toBe(expected as string);
   });
 
-  // KNOWN BUG (src/pages/messages.ts): ERRORS and NOTICES are plain object literals, so a code
-  // that names an Object.prototype member returns that member (a function or an object), not a
-  // string: `?error=toString` renders "[object Object]" in the alert and `?notice=constructor`
-  // is run by Mustache as a section lambda. Fix: Object.hasOwn(ERRORS, code) (or null-prototype
-  // maps). `failing` until then.
-  test.failing.each<[string]>([["constructor"], ["toString"], ["__proto__"], ["hasOwnProperty"], ["valueOf"]])(
-    "KNOWN BUG: errorMessage(%p) is the generic line",
+  // A code that names an Object.prototype member is not a message: `?error=toString` would
+  // render "[object Object]", and `?notice=constructor` would run as a Mustache section lambda.
+  test.each<[string]>([["constructor"], ["toString"], ["__proto__"], ["hasOwnProperty"], ["valueOf"]])(
+    "errorMessage(%p) is the generic line",
     (code) => {
       expect(errorMessage(code)).toBe(GENERIC);
     },
   );
-  test.failing.each<[string]>([["constructor"], ["toString"], ["__proto__"]])("KNOWN BUG: noticeMessage(%p) is undefined", (code) => {
+  test.each<[string]>([["constructor"], ["toString"], ["__proto__"]])("noticeMessage(%p) is undefined", (code) => {
     expect(noticeMessage(code)).toBeUndefined();
   });
 });

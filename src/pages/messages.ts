@@ -70,9 +70,10 @@ const NOTICES: Record<string, string> = {
 /** The readable text for an error code; unknown codes get a generic line (details are in the log). */
 export function errorMessage(code: string | null | undefined): string | undefined {
   if (!code) return undefined;
-  return ERRORS[code] ?? GENERIC_ERROR;
+  // Own keys only: "?error=constructor" must not find Object.prototype's.
+  return Object.hasOwn(ERRORS, code) ? ERRORS[code]! : GENERIC_ERROR;
 }
 
 export function noticeMessage(code: string | null | undefined): string | undefined {
-  return code ? NOTICES[code] : undefined;
+  return code && Object.hasOwn(NOTICES, code) ? NOTICES[code] : undefined;
 }

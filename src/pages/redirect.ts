@@ -15,5 +15,8 @@ export function safeRedirect(raw: string | null | undefined, origin: string): st
     return "/";
   }
   if (url.origin !== origin) return "/";
-  return url.pathname + url.search + url.hash;
+  // Dot segments resolve away: "/.//evil.example" becomes "//evil.example", which a browser
+  // reads as another host when it is the Location.
+  const path = url.pathname + url.search + url.hash;
+  return path.startsWith("//") ? "/" : path;
 }
