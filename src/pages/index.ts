@@ -122,7 +122,8 @@ export function pagesPlugin(deps: PagesDeps) {
 
   /** A page's form post: its fields, once its origin and token check out (null: refused). */
   async function form(request: Request): Promise<URLSearchParams | null> {
-    const type = request.headers.get("content-type") ?? "";
+    // Media types are case-insensitive.
+    const type = (request.headers.get("content-type") ?? "").toLowerCase();
     if (!type.startsWith("application/x-www-form-urlencoded")) return null;
     const fields = new URLSearchParams(await request.text());
     // `Origin: null` is what browsers send from a no-referrer page: the token decides then.

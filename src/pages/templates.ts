@@ -58,9 +58,16 @@ export function loadTemplates(templateDir: string | undefined): Templates {
   return Object.freeze(templates);
 }
 
-/** Mustache with HTML escaping (`{{x}}`); `{{{x}}}` only for what the gateway rendered itself. */
+const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;" };
+
+/**
+ * Mustache with HTML escaping (`{{x}}`); `{{{x}}}` only for what the gateway rendered itself.
+ * The characters that end text or a quoted attribute are escaped; Mustache's default also
+ * escapes "/" and "=", which left links in mail reading "http:&#x2F;&#x2F;…". Templates quote
+ * every attribute value.
+ */
 export function renderHtml(template: string, view: object): string {
-  return Mustache.render(template, view);
+  return Mustache.render(template, view, {}, { escape: (value: string) => String(value).replace(/[&<>"'`]/g, (character) => HTML_ESCAPES[character]!) });
 }
 
 /** For text/plain mail: nothing escaped (there is no markup to break). */
