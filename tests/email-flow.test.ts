@@ -34,7 +34,7 @@ async function formPage(url: string, jar: Jar): Promise<string> {
 }
 
 async function post(url: string, jar: Jar, fields: Record<string, string>, headers: Record<string, string> = {}) {
-  const csrf = await formPage(url.replace(/\/[^/]*$/, "/sign-in"), jar);
+  const csrf = await formPage(`${new URL(url).origin}/auth/sign-in`, jar);
   const response = await fetch(url, {
     method: "POST",
     redirect: "manual",
@@ -155,5 +155,56 @@ describe("a mail server that does not answer", () => {
     expect(password.length).toBeGreaterThan(3);
     expect(gw.logLines.join("\n")).not.toContain(password);
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+  }, 30_000);
+});
+
+describe("REQUIRE_EMAIL_VERIFICATION=true", () => {
+  let mailbox: Mailbox;
+  let gw: RunningGateway;
+  const dir = tempDir();
+
+  beforeAll(async () => {
+    mailbox = await startMailbox();
+    gw = await startGateway({ SMTP_URL: mailbox.url, EMAIL_FROM: "no-reply@acme.test", REQUIRE_EMAIL_VERIFICATION: "true" }, dir.path);
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    await mailbox?.stop();
+    dir.remove();
+  });
+
+  test("sign-up sends the mail and no session; sign-in is refused with resend; the link verifies and signs in", async () => {
+    const email = `verify-${crypto.randomUUID().slice(0, 8)}@example.test`;
+    const jar = new Jar();
+    const signedUp = await post(`${gw.url}/auth/sign-up`, jar, { name: "Ada <b>", email, password: PASSWORD, redirect: "/app" });
+    expect(signedUp.status).toBe(303);
+    expect(signedUp.headers.get("location")).toBe(`/auth/verify-email?sent=1&redirect=${encodeURIComponent("/app")}`);
+    expect(signedUp.headers.getSetCookie().some((cookie) => cookie.startsWith("better-auth.session_token="))).toBe(false);
+    const first = await mailbox.next((mail) => mail.to.includes(email));
+    expect(first.subject).toBe("Verify your e-mail address for authgate");
+    // The name is the user's: escaped in the HTML part.
+    expect(first.html).toContain("Ada &lt;b&gt;");
+    expect(first.html).not.toContain("Ada <b>");
+
+    const refused = await post(`${gw.url}/auth/sign-in`, new Jar(), { email, password: PASSWORD });
+    expect(refused.status).toBe(403);
+    const page = await refused.text();
+    expect(page).toContain("Please verify your e-mail address first");
+    expect(page).toContain('action="/auth/verify-email/resend"');
+
+    const resent = await post(`${gw.url}/auth/verify-email/resend`, new Jar(), { email });
+    expect(resent.status).toBe(303);
+    const second = await mailbox.next((mail) => mail.to.includes(email));
+    const link = /(http\S+verify-email\?token=[A-Za-z0-9._%-]+)/.exec(second.text)![1]!;
+    expect(link.startsWith(`${gw.url}/auth/verify-email?token=`)).toBe(true);
+
+    const verified = await fetch(link, { redirect: "manual" });
+    expect(verified.status).toBe(200);
+    expect(await verified.text()).toContain("Your e-mail address is verified.");
+    const cookie = cookieHeader(verified);
+    expect(cookie).toContain("better-auth.session_token=");
+    expect(await sessionOf(gw, cookie)).toMatchObject({ user: { email, emailVerified: true } });
+    const signedIn = await post(`${gw.url}/auth/sign-in`, new Jar(), { email, password: PASSWORD });
+    expect(signedIn.status).toBe(303);
   }, 30_000);
 });
