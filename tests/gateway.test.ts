@@ -149,7 +149,7 @@ describe("requests answered without the backend", () => {
   test("after sign-out the old cookie gets 401", async () => {
     const session = await signUp(gw.url);
     expect((await fetch(gw.url + "/api/before", { headers: { cookie: session.cookie } })).status).toBe(200);
-    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie } });
+    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie, origin: gw.url } });
     expect(signOut.status).toBe(200);
     const seen = await backendRequestsDuring(async () => {
       const response = await fetch(gw.url + "/api/after", { headers: { cookie: session.cookie } });

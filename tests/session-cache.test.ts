@@ -44,7 +44,7 @@ describe("a validated session is cached", () => {
     const { cookie } = await signUp(gw.url);
     expect((await call(gw, cookie)).status).toBe(200);
     expect((await call(gw, cookie)).status).toBe(200); // now served from the cache
-    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie } });
+    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie, origin: gw.url } });
     expect(signOut.status).toBe(200);
     const after = await call(gw, cookie);
     expect(after.status).toBe(401);

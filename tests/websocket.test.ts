@@ -340,7 +340,7 @@ describe("a WebSocket whose session ends", () => {
     const session = await signUp(gw.url);
     const client = connect(gw.url, session.cookie);
     await client.opened;
-    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie } });
+    const signOut = await fetch(gw.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie, origin: gw.url } });
     expect(signOut.status).toBe(200);
     const event = await client.closed;
     expect(event.code).toBe(1008);
@@ -359,7 +359,7 @@ describe("a WebSocket whose session ends", () => {
       const session = await signUp(slow.url);
       const client = connect(slow.url, session.cookie);
       await client.opened;
-      const signOut = await fetch(slow.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie } });
+      const signOut = await fetch(slow.url + "/api/auth/sign-out", { method: "POST", headers: { cookie: session.cookie, origin: slow.url } });
       expect(signOut.status).toBe(200);
       const event = await client.closed;
       expect(event.code).toBe(1008);

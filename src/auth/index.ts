@@ -97,7 +97,9 @@ export function createAuth({ config, db, secret, logger, secondaryStorage, maile
       // the database (src/db/redis.ts answers "not found"), so an outage logs nobody out.
       session: { storeSessionInDatabase: true },
     }),
-    advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
+    // Better Auth turns its origin and CSRF checks off by itself when NODE_ENV=test or TEST is
+    // set (a redirectTo on another origin then passes): on, whatever the environment says.
+    advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] }, disableOriginCheck: false, disableCSRFCheck: false },
     plugins: [
       jwt({
         // The gateway signs backend tokens itself with a cached key (src/token); Better Auth
