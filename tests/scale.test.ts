@@ -35,15 +35,18 @@ describe.skipIf(!POSTGRES_URL || !NGINX)("nginx round-robin over two instances",
     await scratch?.drop();
   });
 
-  test("10 000 authenticated requests from 50 connections, no error, while one instance restarts gracefully", async () => {
+  test("10 000+ authenticated requests from 50 connections, no error, while one instance restarts gracefully", async () => {
     const { cookie } = await signUp(nginx.url);
-    const total = 10_000;
+    // At least 10 000 requests, and the load goes on for 3 000 more once the restarted instance
+    // answers: on a loaded machine its start-up can take longer than the rest of a fixed count.
+    let total = 10_000;
+    let restarted = false;
     let issued = 0;
     const failures: string[] = [];
     let done = 0;
     const load = Promise.all(
       Array.from({ length: 50 }, async () => {
-        while (issued < total) {
+        while (issued < total || !restarted) {
           issued++;
           try {
             const response = await fetch(nginx.url + "/api/balanced", { headers: { cookie } });
@@ -61,14 +64,17 @@ describe.skipIf(!POSTGRES_URL || !NGINX)("nginx round-robin over two instances",
     while (done < total / 3) await new Promise((resolve) => setImmediate(resolve));
     const port = Number(new URL(b.url).port);
     const oldB = b;
-    expect(await b.stop()).toBe(0);
-    const restartedAt = done;
-    b = await spawnGateway(undefined, { env, port });
+    try {
+      expect(await b.stop()).toBe(0);
+      b = await spawnGateway(undefined, { env, port });
+      total = Math.max(total, issued + 3_000);
+    } finally {
+      restarted = true; // also when the restart failed: the load must end
+    }
     await load;
 
     expect(failures).toEqual([]);
     expect(done).toBe(total);
-    expect(restartedAt).toBeLessThan(total); // the restart happened during the load
     // Round-robin really spread the load: every instance, old B and new B included, served some.
     // (Stopped first, so their buffered log lines are all written.)
     expect(await a.stop()).toBe(0);
