@@ -44,13 +44,13 @@ summary(() => {
   bench("auth step, cache hit", async () => {
     const identity = await cached.identities.identify(headers);
     if (!identity) throw new Error("no identity");
-    const token = cached.identities.tokenFor(identity.claims, audience);
+    const token = cached.identities.tokenFor(identity, audience);
     if (typeof token !== "string") await token;
   });
   bench("auth step, cache miss (worker: session lookup)", async () => {
     const identity = await uncached.identities.identify(headers);
     if (!identity) throw new Error("no identity");
-    await uncached.identities.tokenFor(identity.claims, audience);
+    await uncached.identities.tokenFor(identity, audience);
   });
 });
 await run({ colors: false });

@@ -1,5 +1,6 @@
 import type { Server } from "bun";
-import { createIdentityResolver, type IdentityResolver } from "./auth/identity";
+import { createIdentityResolver, type Identity, type IdentityResolver } from "./auth/identity";
+import { chooseCredential, queryHoldsApiKey } from "./auth/credential";
 import { AUTH_BASE_PATH } from "./auth/paths";
 import { startAuthWorker, type AuthWorker, type SupervisionOptions } from "./auth/remote";
 import { ConfigError, reloadRoutes, type Config } from "./config";
@@ -24,7 +25,7 @@ import { checkHandshake, createWebSocketRelay, type RelayData } from "./proxy/ws
 import { compileTable, isGatewayPath, type RouteTable } from "./routes/match";
 import { loadTemplates } from "./pages/templates";
 import { createCallerCheck, identityHeadersFor, type Caller } from "./routes/caller";
-import { checksOrigin } from "./routes/policy";
+import { acceptsKeys, checksOrigin } from "./routes/policy";
 import { prepareRoute, type PreparedRoute, type Routed, type UpstreamTarget } from "./routes/prepare";
 import type { Route } from "./routes/table";
 import { createMinter } from "./token/mint";
@@ -123,9 +124,6 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const relay = createWebSocketRelay({
     logger,
     sessionCheckIntervalMs: options.sessionCheckIntervalMs ?? 30_000,
-    async sessionIsValid(headers) {
-      return (await auth.getSession(headers.get("cookie") ?? "", false)) !== null;
-    },
   });
   const trustedOrigins = new Set([config.authUrl.origin, ...config.trustedOrigins]);
   // Routes that read the session cookie could be ridden on by a browser on another site;
@@ -163,7 +161,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       void relay.closeEndedSessions();
     },
     templates: config.pages ? loadTemplates(config.theme.templateDir) : undefined,
-    identify: (headers) => identities.identify(headers),
+    // The pages are a browser's: its cookie, never an API key.
+    identify: (headers) => identities.identify(headers, false),
     crossSiteRefused: (request) => crossSiteRefused(request, contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }), false),
   });
 
@@ -184,7 +183,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   function lastResort(request: Request | undefined, error: unknown, counted = false): Response {
     // A GatewayError thrown outside the app keeps its status; anything else is a 500.
     const known = error instanceof GatewayError ? error : undefined;
-    const response = known ? jsonError(known.status, known.publicMessage) : jsonError(500, "Internal error");
+    const response = known ? known.toResponse() : jsonError(500, "Internal error");
     try {
       const context = request && contexts.get(request);
       if (context) response.headers.set("x-request-id", context.requestId);
@@ -237,6 +236,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       logger.info("path refused", { requestId: context.requestId, reason: pathRefused });
       return answered(request, path, jsonError(400, "Bad request path"), context);
     }
+    //    And no API key in the URL: URLs end up in logs, histories and Referer headers.
+    if (queryAt !== -1 && queryHoldsApiKey(target.slice(queryAt))) {
+      logger.info("request refused", { requestId: context.requestId, reason: "an API key in the query string" });
+      return answered(request, path, jsonError(400, "API keys go in the Authorization or X-Api-Key header, never in the URL"), context);
+    }
 
     // 4. Route match: the gateway's own paths, else the longest route of the table.
     const match = table.match(path);
@@ -264,9 +268,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     const tooLarge = prepared.kind === "upstream" ? routeBodyRefused(declaredBody(request), prepared.route.maxBodyBytes) : undefined;
     if (tooLarge) return answered(request, path, tooLarge, context);
 
-    // 6. Policy, part one: the cross-site check where a session cookie is read.
+    // 6. Policy, part one: the cross-site check where a session cookie is read (a request
+    //    that authenticates with a header it had to set itself, a key or a bearer token, cannot
+    //    have been forged by another site).
     const websocket = prepared.kind === "upstream" && isWebSocketUpgrade(request);
-    if (checksOrigin(prepared.route) && crossSiteRefused(request, context, websocket)) {
+    if (checksOrigin(prepared.route) && crossSiteRefused(request, context, websocket) && ridesOnCookie(request.headers, prepared.route)) {
       return answered(request, path, jsonError(403, "Cross-origin request refused"), context);
     }
 
@@ -300,7 +306,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       // A refusal (401, 403) or the auth service down (503): answered like any request's.
       if (!(error instanceof GatewayError)) throw error;
       if (error.status >= 500) logger.error(error.publicMessage, { requestId: context.requestId, ...describeError(error) });
-      return jsonError(error.status, error.publicMessage);
+      return error.toResponse();
     }
     const { identity, token } = caller;
     if (identity) context.outcome.userId = identity.claims.sub;
@@ -311,9 +317,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       protocols: handshake.protocols,
       requestId: context.requestId,
       // An anonymous socket (an `optional` or `none` route) has no session to re-check.
-      session: identity ? { id: identity.claims.sid, headers: new Headers({ cookie: request.headers.get("cookie") ?? "" }) } : undefined,
+      session: identity ? socketSession(identity, request.headers.get("cookie") ?? "") : undefined,
       openTimeoutMs: route.timeoutMs,
     });
+  }
+
+  /** What the relay re-checks: sockets of one session (or key) share one check. */
+  function socketSession(identity: Identity, cookie: string) {
+    const { claims } = identity;
+    return {
+      id: claims.auth_method === "api_key" ? `key:${claims.key_id}` : `session:${claims.sid}`,
+      isValid: () => identities.stillValid(identity, cookie),
+    };
   }
 
   /** HTTP/1.0 without Host: the same request at the gateway's own origin; Bun's server calls keep the one Bun handed over. */
@@ -387,6 +402,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     close: () => gateway.shutdown(0),
   };
   return gateway;
+}
+
+/** Whether the credential the route would use is the session cookie (or there is none). */
+function ridesOnCookie(headers: Headers, route: Route): boolean {
+  const choice = chooseCredential(
+    { authorization: headers.get("authorization"), apiKey: headers.get("x-api-key"), cookie: headers.get("cookie") },
+    acceptsKeys(route),
+  );
+  return !("refused" in choice) && (choice.credential === null || (choice.credential.kind === "session" && choice.credential.via === "cookie"));
 }
 
 function isWebSocketUpgrade(request: Request): boolean {

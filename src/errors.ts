@@ -3,15 +3,49 @@
  * backend address) stays on the error for the server log and never reaches the body.
  */
 export class GatewayError extends Error {
+  /** Headers the answer carries (Retry-After). */
+  readonly headers: Readonly<Record<string, string>>;
   constructor(
     readonly status: number,
     readonly publicMessage: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; headers?: Record<string, string> },
   ) {
     super(publicMessage, options);
     this.name = new.target.name;
+    this.headers = options?.headers ?? {};
+  }
+
+  /** The generic JSON answer, with the error's headers. */
+  toResponse(): Response {
+    const response = jsonError(this.status, this.publicMessage);
+    for (const [name, value] of Object.entries(this.headers)) response.headers.set(name, value);
+    return response;
   }
 }
+
+/**
+ * An API key that does not let the request through. The reasons a key holder may know (it is
+ * their key); an invalid key is told apart from a missing credential so that a caller sees
+ * their key is the problem.
+ */
+export class ApiKeyRefused extends GatewayError {
+  constructor(
+    readonly reason: "conflicting-keys" | "keys-not-accepted" | "invalid" | "banned" | "rate-limited" | "usage-exceeded",
+    retryAfterSeconds?: number,
+  ) {
+    const [status, message] = API_KEY_REFUSALS[reason];
+    super(status, message, retryAfterSeconds === undefined ? undefined : { headers: { "retry-after": String(retryAfterSeconds) } });
+  }
+}
+
+const API_KEY_REFUSALS: Record<ApiKeyRefused["reason"], [number, string]> = {
+  "conflicting-keys": [400, "Two different API keys in one request"],
+  "keys-not-accepted": [403, "This route does not accept API keys"],
+  invalid: [401, "Invalid API key"],
+  banned: [403, "This account is banned"],
+  "rate-limited": [429, "API key rate limit exceeded"],
+  "usage-exceeded": [429, "API key usage exhausted"],
+};
 
 export class AuthenticationRequired extends GatewayError {
   constructor() {

@@ -1,4 +1,5 @@
 import pkg from "../package.json" with { type: "json" };
+import { adminUsage } from "./cli/commands";
 
 export const VERSION: string = pkg.version;
 
@@ -57,6 +58,10 @@ Usage:
   authgate check-config  validate the configuration, print the route table; exit 0 or 1
   authgate --version     print the version
   authgate --help        print this help
+
+Administration (on the configured database, beside running instances; --json on each; exit 0 done,
+1 failed, 2 usage error; \`authgate user --help\` etc. for details):
+${adminUsage()}
 
 Environment (a .env file in the working directory is read too):
   ${"NAME".padEnd(width)}  ${"DEFAULT".padEnd(defaults)}  MEANING

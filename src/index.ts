@@ -6,6 +6,7 @@ import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
 import { callbackUrl, describeProviders } from "./auth/providers";
 import { describeRoutes } from "./routes/config-file";
+import { isAdminCommand, runAdminCommand } from "./cli/commands";
 
 function readConfig(): Config {
   try {
@@ -46,6 +47,8 @@ async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "start";
   if (command === "--version" || command === "-v") return void console.log(VERSION);
   if (command === "--help" || command === "-h" || command === "help") return void console.log(helpText());
+  // user | sessions | apikey | keys: flags are checked before the configuration is read.
+  if (isAdminCommand(command)) return runAdminCommand(argv, { readConfig, openingDatabase });
   const config = readConfig();
   if (command === "check-config") {
     // readConfig has printed every problem and exited 1 if there was one.
@@ -72,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(healthy ? 0 : 1);
   }
   if (command !== "start") {
-    console.error(`authgate: unknown command "${command}" (expected "start", "migrate", "check-config" or "healthcheck"; see --help)`);
+    console.error(`authgate: unknown command "${command}" (expected "start", "migrate", "check-config", "healthcheck", "user", "sessions", "apikey" or "keys"; see --help)`);
     process.exit(1);
   }
 

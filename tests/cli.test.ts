@@ -121,7 +121,9 @@ describe("configuration errors", () => {
       const dir = freshDir();
       const run = await runCli(["serve"], { NODE_ENV: "development", DATABASE_URL: join(dir, "authgate.db") });
       expect(run.code).toBe(1);
-      expect(lines(run.stderr)).toEqual(['authgate: unknown command "serve" (expected "start", "migrate", "check-config" or "healthcheck"; see --help)']);
+      expect(lines(run.stderr)).toEqual([
+        'authgate: unknown command "serve" (expected "start", "migrate", "check-config", "healthcheck", "user", "sessions", "apikey" or "keys"; see --help)',
+      ]);
     },
     TIMEOUT_MS,
   );

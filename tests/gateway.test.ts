@@ -114,7 +114,9 @@ describe("the JWT the backend receives", () => {
     expect(typeof claims.sid).toBe("string");
     expect(claims.exp! - claims.iat!).toBe(15 * 60);
     // Not the whole user row.
-    expect(Object.keys(claims).sort()).toEqual(["aud", "email", "email_verified", "exp", "iat", "iss", "name", "sid", "sub"]);
+    expect(Object.keys(claims).sort()).toEqual(["aud", "auth_method", "email", "email_verified", "exp", "iat", "iss", "name", "role", "sid", "sub"]);
+    expect(claims.role).toBe("user");
+    expect(claims.auth_method).toBe("session");
   });
 
   test("a token signed by anyone else does not verify at the backend", async () => {

@@ -41,7 +41,7 @@ describe.skipIf(!ADMIN_URL)("two gateway instances on one PostgreSQL", () => {
   test("starting together on an empty database: no errors, one schema, one signing key", async () => {
     for (const instance of [a, b]) expect(instance.log()).not.toContain('"level":"error"');
     const tables = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public' order by tablename`.execute(db.kysely);
-    expect(tables.rows.map((r) => r.tablename)).toEqual(["account", "jwks", "session", "user", "verification"]);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(["account", "apikey", "jwks", "session", "user", "verification"]);
     const keys = await db.kysely.selectFrom("jwks").select("id").execute();
     expect(keys).toHaveLength(1);
     // Both publish the same JWKS.

@@ -199,8 +199,14 @@ describe("parseRoutes reports every problem, one line each", () => {
     ["allow on a none route", routes(app({ auth: "none", allow: { email_verified: true } })), ['routes[0].allow: only for auth = "required" routes: with auth = "none" there may be no signed-in user to check']],
     ["allow not a table", routes(api({ allow: ["a@b.c"] })), ["routes[0].allow: must be a table, got an array"]],
     ["allow null (an empty YAML key)", routes(api({ allow: null })), ["routes[0].allow: must be a table, got null"]],
-    ["an empty allow", routes(api({ allow: {} })), ["routes[0].allow: is empty: give emails, email_domains or email_verified = true, or remove it"]],
-    ["an allow of empty lists", routes(api({ allow: { emails: [], email_domains: [], email_verified: false } })), ["routes[0].allow: is empty: give emails, email_domains or email_verified = true, or remove it"]],
+    ["an empty allow", routes(api({ allow: {} })), ["routes[0].allow: is empty: give emails, email_domains, roles, email_verified = true or api_keys = false, or remove it"]],
+    ["an allow of empty lists", routes(api({ allow: { emails: [], email_domains: [], email_verified: false } })), ["routes[0].allow: is empty: give emails, email_domains, roles, email_verified = true or api_keys = false, or remove it"]],
+    ["roles as one string", routes(api({ allow: { roles: "admin" } })), ['routes[0].allow.roles: must be an array of roles, got "admin"']],
+    ["a role with a space", routes(api({ allow: { roles: ["site admin"] } })), ['routes[0].allow.roles[0]: must be a role name like "admin" (letters, digits, _ . -), got "site admin"']],
+    ["a role with a comma (one role per entry)", routes(api({ allow: { roles: ["admin,user"] } })), ['routes[0].allow.roles[0]: must be a role name like "admin" (letters, digits, _ . -), got "admin,user"']],
+    ["an empty role", routes(api({ allow: { roles: [""] } })), ['routes[0].allow.roles[0]: must be a role name like "admin" (letters, digits, _ . -), got ""']],
+    ["api_keys not a boolean", routes(api({ allow: { api_keys: "no" } })), ['routes[0].allow.api_keys: must be true or false, got "no"']],
+    ["an allow of empty roles and api_keys = true", routes(api({ allow: { roles: [], api_keys: true } })), ["routes[0].allow: is empty: give emails, email_domains, roles, email_verified = true or api_keys = false, or remove it"]],
     ["emails as one string", routes(api({ allow: { emails: "ada@example.com" } })), ['routes[0].allow.emails: must be an array of e-mail addresses, got "ada@example.com"']],
     ["an e-mail without @", routes(api({ allow: { emails: ["ada@example.com", "ada"] } })), ['routes[0].allow.emails[1]: must be an e-mail address like ada@example.com, got "ada"']],
     ["an e-mail with two @", routes(api({ allow: { emails: ["a@b@c"] } })), ['routes[0].allow.emails[0]: must be an e-mail address like ada@example.com, got "a@b@c"']],
@@ -282,7 +288,7 @@ describe("parseRoutes resolves and normalises", () => {
         path: "/svc",
         auth: "required",
         // Lower-cased, and a duplicate once lower-cased kept once.
-        allow: { emails: ["ada@example.com", "bob@x.org"], emailDomains: ["example.com"], emailVerified: true },
+        allow: { emails: ["ada@example.com", "bob@x.org"], emailDomains: ["example.com"], roles: [], emailVerified: true, apiKeys: true },
         kind: "upstream",
         upstream: "https://backend.internal:9443/v1/",
         timeoutMs: 5000,
@@ -311,11 +317,14 @@ describe("parseRoutes resolves and normalises", () => {
   });
 
   test.each<[string, Record<string, unknown>, unknown]>([
-    ["email_verified alone", { email_verified: true }, { emails: [], emailDomains: [], emailVerified: true }],
+    ["email_verified alone", { email_verified: true }, { emails: [], emailDomains: [], roles: [], emailVerified: true, apiKeys: true }],
     // Naming addresses requires them verified, unless the rule says otherwise.
-    ["emails alone: verified required", { emails: ["A@B.C"] }, { emails: ["a@b.c"], emailDomains: [], emailVerified: true }],
-    ["email_domains alone: verified required", { email_domains: ["Sub.Example.com", "bücher.de"] }, { emails: [], emailDomains: ["sub.example.com", "bücher.de"], emailVerified: true }],
-    ["emails with email_verified = false", { emails: ["a@b.c"], email_verified: false }, { emails: ["a@b.c"], emailDomains: [], emailVerified: false }],
+    ["emails alone: verified required", { emails: ["A@B.C"] }, { emails: ["a@b.c"], emailDomains: [], roles: [], emailVerified: true, apiKeys: true }],
+    ["email_domains alone: verified required", { email_domains: ["Sub.Example.com", "bücher.de"] }, { emails: [], emailDomains: ["sub.example.com", "bücher.de"], roles: [], emailVerified: true, apiKeys: true }],
+    ["emails with email_verified = false", { emails: ["a@b.c"], email_verified: false }, { emails: ["a@b.c"], emailDomains: [], roles: [], emailVerified: false, apiKeys: true }],
+    // Roles are given by an operator, not claimed at sign-up: no verified e-mail implied.
+    ["roles alone", { roles: ["admin", "ops"] }, { emails: [], emailDomains: [], roles: ["admin", "ops"], emailVerified: false, apiKeys: true }],
+    ["api_keys = false alone: every signed-in user, no keys", { api_keys: false }, { emails: [], emailDomains: [], roles: [], emailVerified: false, apiKeys: false }],
   ])("allow: %s", (_name, allow, expected) => {
     const { routes: [route], problems } = parse(routes(api({ allow })));
     expect(problems).toEqual([]);
@@ -456,7 +465,7 @@ routes:
       ...UPSTREAM_DEFAULTS,
       timeoutMs: 5000,
       stripPrefix: true,
-      allow: { emails: ["ada@example.com"], emailDomains: ["example.com"], emailVerified: true },
+      allow: { emails: ["ada@example.com"], emailDomains: ["example.com"], roles: [], emailVerified: true, apiKeys: true },
     },
     { index: 1, name: "app", path: "/", auth: "none", allow: undefined, kind: "static", root: join(dir, "conf", "web"), spa: true },
   ];

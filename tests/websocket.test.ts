@@ -5,6 +5,8 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import { freePort, signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { Feed } from "./helpers/feed";
 import { rawHttp } from "./helpers/raw-http";
+import { operatorOn } from "./helpers/operator";
+import { join } from "node:path";
 
 /**
  * WebSockets through the gateway against a real WebSocket backend that verifies the
@@ -128,10 +130,11 @@ interface Client {
 }
 
 /** Opens a WebSocket through the gateway with listeners attached before anything can arrive. */
-function connect(gatewayUrl: string, cookie: string, path = "/api/live?x=1"): Client {
+function connect(gatewayUrl: string, credential: string | Record<string, string>, path = "/api/live?x=1"): Client {
   const requestId = `ws-${crypto.randomUUID()}`;
   const ws = new WebSocket(gatewayUrl.replace(/^http/, "ws") + path, {
-    headers: { cookie, "x-request-id": requestId },
+    // A string is the browser's cookie; an object, other headers (an API key).
+    headers: { ...(typeof credential === "string" ? { cookie: credential } : credential), "x-request-id": requestId },
     protocols: ["p1", "p2"],
   });
   ws.binaryType = "arraybuffer";
@@ -388,6 +391,58 @@ describe("a WebSocket whose session ends", () => {
     expect(await alive.messages.next()).toBe("still here");
     alive.ws.close(1000);
     await alive.closed;
+  });
+
+  test("a user banned through this instance's admin API: their socket is closed at once", async () => {
+    const slowDir = tempDir();
+    const slow = await startGateway({ BACKEND_API_URL: backend.url }, slowDir.path, { sessionCheckIntervalMs: 600_000 });
+    backend.trustGateway(slow.url);
+    const operator = await operatorOn(slow, join(slowDir.path, "authgate.db"));
+    try {
+      const admin = await signUp(slow.url);
+      await operator.setRole(admin.user.id, "admin");
+      const victim = await signUp(slow.url);
+      const client = connect(slow.url, victim.cookie);
+      await client.opened;
+      const ban = await fetch(slow.url + "/api/auth/admin/ban-user", {
+        method: "POST",
+        headers: { cookie: admin.cookie, origin: slow.url, "content-type": "application/json" },
+        body: JSON.stringify({ userId: victim.user.id }),
+      });
+      expect(ban.status).toBe(200);
+      expect((await client.closed).code).toBe(1008);
+    } finally {
+      await operator.close();
+      await slow.stop();
+      slowDir.remove();
+    }
+  });
+
+  test("sockets opened with API keys: the backend sees auth_method api_key; a revoked key's and a banned owner's are closed by the periodic check", async () => {
+    const operator = await operatorOn(gw, join(dir.path, "authgate.db"));
+    try {
+      const [revokedOwner, bannedOwner, keptOwner] = await Promise.all([signUp(gw.url), signUp(gw.url), signUp(gw.url)]);
+      const revokedKey = await operator.createKey(revokedOwner.user.id);
+      const bannedKey = await operator.createKey(bannedOwner.user.id);
+      const keptKey = await operator.createKey(keptOwner.user.id);
+      const revoked = connect(gw.url, { "x-api-key": revokedKey.key });
+      const banned = connect(gw.url, { authorization: `Bearer ${bannedKey.key}` });
+      const kept = connect(gw.url, { "x-api-key": keptKey.key });
+      await Promise.all([revoked.opened, banned.opened, kept.opened]);
+      const seen = await backend.requests.next((r) => r.requestId === kept.requestId);
+      expect(seen.claims).toMatchObject({ sub: keptOwner.user.id, auth_method: "api_key", key_id: keptKey.id });
+      expect(seen.authorization).toStartWith("Bearer ey");
+
+      await operator.deleteKey(revokedKey.id);
+      await operator.ban(bannedOwner.user.id);
+      expect((await revoked.closed).code).toBe(1008);
+      expect((await banned.closed).code).toBe(1008);
+      expect(kept.ws.readyState).toBe(WebSocket.OPEN);
+      kept.ws.close(1000);
+      await kept.closed;
+    } finally {
+      await operator.close();
+    }
   });
 
   test("the gateway still serves /healthz after all of that", async () => {

@@ -1,92 +1,144 @@
 import { LRUCache } from "lru-cache";
+import { ApiKeyRefused } from "../errors";
 import type { CallerClaims, Minter, MintedToken } from "../token/mint";
-import { sessionTokenFromCookie } from "../proxy/headers";
-import type { AuthOperations } from "./service";
+import { chooseCredential, isApiKey, type Credential } from "./credential";
+import type { AuthOperations, SessionCredential } from "./service";
 
-/** Who is calling, as established from their session cookie. */
+/** Who is calling, as established from their session (cookie or bearer token) or API key. */
 export interface Identity {
   /** What the JWT says about the caller (and what a route's `allow` is checked against). */
   readonly claims: CallerClaims;
   /** `Set-Cookie` values Better Auth produced while validating (a session refresh). */
   readonly setCookies: readonly string[];
+  /**
+   * The claims as one string: the JWT cache's key. A lookup that finds the user changed (a
+   * new role, a ban lifted, another e-mail) gets a new key, so a token is never served with
+   * claims older than the session cache allows.
+   */
+  readonly tokenKey: string;
+  /** What re-validates it (open WebSockets' periodic check). */
+  readonly credential: Credential;
 }
 
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 
 export interface IdentityOptions {
-  auth: Pick<AuthOperations, "getSession">;
+  auth: Pick<AuthOperations, "getSession" | "verifyApiKey">;
   mint: Minter;
-  /** How long a validated session is trusted without asking the database again. @default 5 */
+  /** How long a validated session or key is trusted without asking the database again. @default 5 */
   sessionCacheSeconds: number;
-  /** Most sessions (and as many JWTs) kept in memory. @default 10000 */
+  /** Most sessions and keys (and as many JWTs) kept in memory. @default 10000 */
   cacheEntries: number;
   /** Told whether each lookup was answered from the cache (metrics). */
   onLookup?(result: "hit" | "miss"): void;
 }
 
 /**
- * Validates sessions (identify) and derives their JWTs (tokenFor), with two bounded caches in
- * front of the database and the signer:
+ * Validates sessions and API keys (identify) and derives their JWTs (tokenFor), with two
+ * bounded caches in front of the database and the signer:
  *
- * - sessions, by cookie token: trusted for at most `sessionCacheSeconds` and never past the
- *   session's own expiry. A sign-out or revocation through this instance clears the cache
- *   (`forgetSessions`), so it takes effect here at once; on other instances within that bound.
- *   Invalid cookies are never cached, so each costs at most one lookup and cannot push valid
- *   sessions out.
- * - JWTs, by session id and audience: reused while more than half of their lifetime remains,
- *   so the backend always gets a token with at least half its lifetime left, for its own
- *   session and its own audience only (a token minted for one route's upstream is never sent
- *   to another route's that has an audience of its own).
+ * - identities, by session token (cookie and bearer alike: the same signed token) or by key:
+ *   trusted for at most `sessionCacheSeconds` and never past the session's or key's own
+ *   expiry. A sign-out, revocation, ban or role change through this instance clears the cache
+ *   (`forgetSessions`), so it takes effect here at once; on other instances (and after the
+ *   command line changed the database) within that bound. Invalid credentials are never
+ *   cached, so each costs at most one lookup and cannot push valid ones out. A key with a
+ *   rate limit or quota is never cached: Better Auth counts it on every request.
+ * - JWTs, by the identity's claims and audience: reused while more than half of their
+ *   lifetime remains, so the backend always gets a token with at least half its lifetime
+ *   left, for its own session and its own audience only, and with the claims of the latest
+ *   lookup.
  */
 export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheEntries, onLookup }: IdentityOptions) {
-  const sessions = new LRUCache<string, Identity>({ max: cacheEntries });
-  // Per session, its tokens by audience: the table has a handful of audiences, so the inner
+  const identities = new LRUCache<string, Identity>({ max: cacheEntries });
+  // Per identity, its tokens by audience: the table has a handful of audiences, so the inner
   // Map stays small, and no key string is built per request.
   const tokens = new LRUCache<string, Map<string, MintedToken>>({ max: cacheEntries });
   const cacheMs = sessionCacheSeconds * 1000;
 
   /**
-   * The session's JWT for `audience`: the cached one (returned as is, not in a promise: the
+   * The identity's JWT for `audience`: the cached one (returned as is, not in a promise: the
    * hot path then costs no extra microtask) or a new one.
    */
-  function tokenFor(claims: CallerClaims, audience: string): string | Promise<string> {
-    const cached = tokens.get(claims.sid)?.get(audience);
+  function tokenFor(identity: Identity, audience: string): string | Promise<string> {
+    const cached = tokens.get(identity.tokenKey)?.get(audience);
     if (cached && Date.now() < cached.renewAt) return cached.token;
-    return mintFor(claims, audience);
+    return mintFor(identity, audience);
   }
 
-  async function mintFor(claims: CallerClaims, audience: string): Promise<string> {
-    const minted = await mint(claims, audience);
-    let byAudience = tokens.get(claims.sid);
-    if (!byAudience) tokens.set(claims.sid, (byAudience = new Map()));
+  async function mintFor(identity: Identity, audience: string): Promise<string> {
+    const minted = await mint(identity.claims, audience);
+    let byAudience = tokens.get(identity.tokenKey);
+    if (!byAudience) tokens.set(identity.tokenKey, (byAudience = new Map()));
     byAudience.set(audience, minted);
     return minted.token;
   }
 
-  async function identify(headers: Headers): Promise<Identity | null> {
-    const sessionToken = sessionTokenFromCookie(headers.get("cookie"));
-    if (sessionToken === undefined) return null;
+  /**
+   * The caller behind the request's credential (src/auth/credential.ts), or null without one
+   * or with a session that is not valid. A key that does not let the request through throws
+   * ApiKeyRefused (401, 403, 429). `acceptKeys`: the route takes API keys.
+   */
+  async function identify(headers: Headers, acceptKeys = true): Promise<Identity | null> {
+    const choice = chooseCredential(
+      { authorization: headers.get("authorization"), apiKey: headers.get("x-api-key"), cookie: headers.get("cookie") },
+      acceptKeys,
+    );
+    if ("refused" in choice) throw new ApiKeyRefused(choice.refused);
+    const { credential } = choice;
+    if (credential === null) return null;
+    const cacheKey = credential.kind === "api_key" ? credential.key : credential.token;
 
-    const hit = cacheMs > 0 ? sessions.get(sessionToken) : undefined;
+    const hit = cacheMs > 0 ? identities.get(cacheKey) : undefined;
     onLookup?.(hit ? "hit" : "miss");
     // A cached identity never carries cookies: a refresh's Set-Cookie goes out once.
     if (hit) return hit;
 
-    const session = await auth.getSession(headers.get("cookie")!, true);
+    const found = await lookUp(credential, headers.get("cookie"), true);
+    if (!found) return null;
+    const { identity, expiresAt, cacheable } = found;
+    const trustedFor = Math.min(cacheMs, (expiresAt ?? Infinity) - Date.now());
+    if (cacheable && trustedFor > 0) identities.set(cacheKey, { ...identity, setCookies: NO_COOKIES }, { ttl: trustedFor });
+    return identity;
+  }
+
+  async function lookUp(credential: Credential, cookie: string | null, refresh: boolean) {
+    if (credential.kind === "api_key") {
+      // Every key the gateway made has the prefix: anything else is refused without a lookup.
+      if (!isApiKey(credential.key)) throw new ApiKeyRefused("invalid");
+      const key = await auth.verifyApiKey(credential.key);
+      if (!key.ok) throw new ApiKeyRefused(key.reason, key.reason === "rate-limited" ? key.retryAfterSeconds : undefined);
+      const identity: Identity = { claims: key.claims, setCookies: NO_COOKIES, tokenKey: JSON.stringify(key.claims), credential };
+      return { identity, expiresAt: key.expiresAt, cacheable: !key.counted };
+    }
+    const presented: SessionCredential = credential.via === "bearer" ? { bearer: credential.token } : { cookie: cookie ?? "" };
+    const session = await auth.getSession(presented, refresh);
     if (!session) return null;
-    const { claims } = session;
-    const trustedFor = Math.min(cacheMs, session.expiresAt - Date.now());
-    if (trustedFor > 0) sessions.set(sessionToken, { claims, setCookies: NO_COOKIES }, { ttl: trustedFor });
-    return { claims, setCookies: session.setCookies };
+    const identity: Identity = { claims: session.claims, setCookies: session.setCookies, tokenKey: JSON.stringify(session.claims), credential };
+    return { identity, expiresAt: session.expiresAt, cacheable: true };
+  }
+
+  /**
+   * Whether an identity is still valid, asked of the database (open WebSockets' check): false
+   * once the session ended, the key was revoked or expired, or the user was banned.
+   */
+  async function stillValid(identity: Identity, cookie: string): Promise<boolean> {
+    try {
+      return (await lookUp(identity.credential, cookie, false)) !== null;
+    } catch (error) {
+      if (error instanceof ApiKeyRefused) return error.reason === "rate-limited";
+      throw error;
+    }
   }
 
   return {
     identify,
     tokenFor,
-    /** Drops every cached session: the next request of each is validated again. */
-    forgetSessions: () => sessions.clear(),
+    stillValid,
+    /** Drops every cached session and key: the next request of each is validated again. */
+    forgetSessions: () => identities.clear(),
     get cachedSessions() {
-      return sessions.size;
+      return identities.size;
     },
     get cachedTokens() {
       return tokens.size;

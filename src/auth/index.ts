@@ -1,17 +1,26 @@
 import type { SecondaryStorage } from "@better-auth/core/db";
 import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
-import { genericOAuth, jwt, openAPI } from "better-auth/plugins";
+import { apiKey } from "@better-auth/api-key";
+import { generateRandomString } from "better-auth/crypto";
+import { admin, bearer, genericOAuth, jwt, openAPI } from "better-auth/plugins";
 import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
 import type { Mailer } from "../email/mailer";
 import type { Logger } from "../ops/log";
 import { CLIENT_IP_HEADER } from "../ops/request-context";
 
+import { API_KEY_PREFIX, API_KEY_RANDOM_LENGTH } from "./credential";
 import { AUTH_BASE_PATH } from "./paths";
 
 export { AUTH_BASE_PATH };
 
+
+/** The role of a user nobody gave one (Better Auth's admin plugin). */
+export const DEFAULT_ROLE = "user";
+/** The rate limit of keys users create for themselves: per key, counted by Better Auth. */
+export const SELF_SERVICE_KEY_WINDOW_MS = 60_000;
+export const SELF_SERVICE_KEY_MAX_REQUESTS = 600;
 
 export interface AuthDeps {
   config: Config;
@@ -118,11 +127,36 @@ export function createAuth({ config, db, secret, logger, secondaryStorage, maile
             email: user.email,
             email_verified: user.emailVerified,
             name: user.name,
+            role: (user as { role?: string | null }).role ?? DEFAULT_ROLE,
+            auth_method: "session",
             sid: session.id,
           }),
         },
       }),
       openAPI({ disableDefaultReference: true }),
+      // Mobile and desktop apps: `set-auth-token` on sign-in, `Authorization: Bearer <token>`
+      // after. Only signed tokens (what set-auth-token hands out) are taken, never a bare id.
+      bearer({ requireSignature: true }),
+      // user.role (default "user"), bans, and the admin endpoints for holders of "admin".
+      admin({ defaultRole: DEFAULT_ROLE, adminRoles: ["admin"] }),
+      apiKey({
+        // Every key starts with the prefix, whatever a caller asked for: the proxy tells keys
+        // from session tokens by it, and secret scanners find leaked ones by it.
+        customKeyGenerator: () => API_KEY_PREFIX + generateRandomString(API_KEY_RANDOM_LENGTH, "a-z", "A-Z", "0-9"),
+        defaultPrefix: API_KEY_PREFIX,
+        defaultKeyLength: API_KEY_RANDOM_LENGTH,
+        // Listings show the prefix and a few characters, enough to tell keys apart.
+        startingCharactersConfig: { shouldStore: true, charactersLength: API_KEY_PREFIX.length + 4 },
+        // A key verified by the gateway is not a session: Better Auth's own routes take cookies
+        // or bearer session tokens only.
+        enableSessionForAPIKeys: false,
+        // Keys a signed-in user makes for themselves (POST /api/auth/api-key/create) are
+        // limited to this; keys made on the command line have no limit unless given one.
+        rateLimit: { enabled: true, timeWindow: SELF_SERVICE_KEY_WINDOW_MS, maxRequests: SELF_SERVICE_KEY_MAX_REQUESTS },
+        // Keys may live less than a day (the command line's `--expires 90m`); Better Auth's
+        // default refuses any expiry under one day.
+        keyExpiration: { minExpiresIn: 0 },
+      }),
       ...(oidc.length > 0
         ? [
             genericOAuth({
@@ -145,8 +179,12 @@ export function createAuth({ config, db, secret, logger, secondaryStorage, maile
 
 export type Auth = ReturnType<typeof createAuth>;
 
-/** Creates or alters Better Auth's tables; running it on a migrated database changes nothing. */
-export async function migrate(auth: Auth): Promise<void> {
-  const { runMigrations } = await getMigrations(auth.options);
+/**
+ * Creates or alters Better Auth's tables; running it on a migrated database changes nothing.
+ * `onChange` is told first when there is something to create or alter.
+ */
+export async function migrate(auth: Auth, onChange?: () => void): Promise<void> {
+  const { toBeCreated, toBeAdded, runMigrations } = await getMigrations(auth.options);
+  if (toBeCreated.length > 0 || toBeAdded.length > 0) onChange?.();
   await runMigrations();
 }

@@ -1,7 +1,7 @@
 import type { Config } from "../config";
 import { GatewayError } from "../errors";
 import type { Logger } from "../ops/log";
-import type { AuthOperations, SessionLookup } from "./service";
+import type { AuthOperations, KeyLookup, SessionLookup } from "./service";
 import { configToWire } from "./wire";
 
 /** "ok": answering; "restarting": died and being replaced; "stopped": closed by the gateway. */
@@ -194,8 +194,12 @@ export async function startAuthWorker(
     handle: (method, url, headers, body) => call("handle", [method, url, headers, body], body ? [body] : []),
     // A session that cannot be looked up (the database is down) is the auth service being
     // unavailable, a 503 the client may retry, not an error of the gateway.
-    getSession: (cookie, refresh) =>
-      call<SessionLookup | null>("getSession", [cookie, refresh]).catch((error: unknown) => {
+    getSession: (credential, refresh) =>
+      call<SessionLookup | null>("getSession", [credential, refresh]).catch((error: unknown) => {
+        throw error instanceof AuthUnavailable ? error : new AuthUnavailable("failed", error);
+      }),
+    verifyApiKey: (key) =>
+      call<KeyLookup>("verifyApiKey", [key]).catch((error: unknown) => {
         throw error instanceof AuthUnavailable ? error : new AuthUnavailable("failed", error);
       }),
     signingKey: () => call("signingKey", []),

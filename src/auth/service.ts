@@ -2,14 +2,14 @@ import { APIError } from "better-auth/api";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { sql } from "kysely";
 import type { Config } from "../config";
-import { createMailer } from "../email/mailer";
+import { createMailer, type Mailer } from "../email/mailer";
 import { describeError } from "../errors";
 import { loadTemplates } from "../pages/templates";
-import { openDatabase } from "../db";
+import { openDatabase, type GatewayDatabase } from "../db";
 import { createRedisStorage, type RedisStorage } from "../db/redis";
 import type { Logger } from "../ops/log";
 import type { CallerClaims } from "../token/mint";
-import { AUTH_BASE_PATH, createAuth, migrate } from "./index";
+import { AUTH_BASE_PATH, createAuth, DEFAULT_ROLE, migrate, type Auth } from "./index";
 import { SESSION_ENDING_ROUTES } from "./paths";
 import { resolveAuthSecret } from "./secret";
 
@@ -21,6 +21,22 @@ export interface SessionLookup {
   /** `Set-Cookie` values from a session refresh, for the client. */
   setCookies: string[];
 }
+
+/** How a session is presented: the browser's Cookie header, or a native app's bearer token. */
+export type SessionCredential = { cookie: string } | { bearer: string };
+
+/** An API key checked by Better Auth (and its owner by the gateway). */
+export type KeyLookup =
+  | {
+      ok: true;
+      claims: CallerClaims;
+      /** Epoch ms when the key expires, or null. */
+      expiresAt: number | null;
+      /** A key with a rate limit or a usage quota is checked on every request (Better Auth counts them), never cached. */
+      counted: boolean;
+    }
+  | { ok: false; reason: "invalid" | "banned" | "usage-exceeded" }
+  | { ok: false; reason: "rate-limited"; retryAfterSeconds: number };
 
 /** The current signing key as Better Auth stores it, decrypted: a private JWK. */
 export interface SigningKeyMaterial {
@@ -44,7 +60,8 @@ export interface SerializedResponse {
  */
 export interface AuthOperations {
   handle(method: string, url: string, headers: [string, string][], body: ArrayBuffer | null): Promise<SerializedResponse>;
-  getSession(cookie: string, refresh: boolean): Promise<SessionLookup | null>;
+  getSession(credential: SessionCredential, refresh: boolean): Promise<SessionLookup | null>;
+  verifyApiKey(key: string): Promise<KeyLookup>;
   signingKey(): Promise<SigningKeyMaterial>;
   newestKeyId(): Promise<string | null>;
   openApiSchema(): Promise<{ paths: Record<string, unknown>; components: unknown }>;
@@ -55,7 +72,8 @@ export interface AuthOperations {
   close(): Promise<void>;
 }
 
-interface JwksRow {
+/** A row of Better Auth's `jwks` table, as the gateway reads it. */
+export interface JwksRow {
   id: string;
   privateKey: string;
   alg: string | null;
@@ -63,8 +81,40 @@ interface JwksRow {
   createdAt: string | number | Date;
 }
 
-/** Opens the database, migrates it and creates Better Auth, in the calling thread. */
-export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
+/** Better Auth on the configured database, migrated and with a signing key. */
+export interface OpenedAuth {
+  readonly auth: Auth;
+  readonly context: AuthContext;
+  readonly db: GatewayDatabase;
+  /** Better Auth's secondary storage (REDIS_URL), connected; undefined without Redis. */
+  readonly redis: RedisStorage | undefined;
+  /** What Better Auth sends its mail with (wrapped when `wrapMailer` was given). */
+  readonly mailer: Mailer;
+  /** The newest signing keys, newest first. */
+  newestKeys(count: number): Promise<JwksRow[]>;
+  /** Mints a signing key when there is none or the newest has expired; run it under `db.withStartupLock`. */
+  provisionSigningKey(): Promise<void>;
+  /** Closes Redis and the database. */
+  close(): Promise<void>;
+}
+
+export type AuthContext = Awaited<Auth["$context"]>;
+
+export interface OpenAuthOptions {
+  /** Called once per query (the auth worker counts them). */
+  onQuery?: () => void;
+  /** Wraps the mailer Better Auth is given (the command line reads the reset link it sends). */
+  wrapMailer?: (mailer: Mailer) => Mailer;
+  /** Told when the schema is about to change (the first run creates every table). */
+  onMigrate?: () => void;
+}
+
+/**
+ * Opens the database (and Redis), creates Better Auth, migrates and provisions the first
+ * signing key under the start-up lock: what the auth worker, `migrate` and the admin commands
+ * share. Whatever it opened is closed again when it fails.
+ */
+export async function openAuth(config: Config, logger: Logger, { onQuery, wrapMailer, onMigrate }: OpenAuthOptions = {}): Promise<OpenedAuth> {
   let lastConnectionWarning = 0;
   const db = openDatabase(config.databaseUrl, {
     onQuery,
@@ -81,7 +131,8 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     const secret = resolveAuthSecret(config.authSecret, db.dataDir, logger.warn);
     redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     await redis?.connect();
-    const mailer = createMailer(config.email, config.theme, loadTemplates(config.theme.templateDir), logger);
+    const sender = createMailer(config.email, config.theme, loadTemplates(config.theme.templateDir), logger);
+    const mailer = wrapMailer ? wrapMailer(sender) : sender;
     const auth = createAuth({ config, db, secret, logger, secondaryStorage: redis?.storage, mailer });
     const context = await auth.$context;
 
@@ -90,19 +141,17 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
      * `SELECT * FROM jwks LIMIT 100` without an order, so past 100 rows it can miss the newest
      * key and mint yet another one on every sign.
      */
-    const newestRows = async (count: number) =>
+    const newestKeys = async (count: number) =>
       (await db.kysely
         .selectFrom("jwks")
         .select(["id", "privateKey", "alg", "expiresAt", "createdAt"])
         .orderBy("createdAt", "desc")
         .limit(count)
         .execute()) as JwksRow[];
-    const newestRow = async () => (await newestRows(1))[0];
-    const expiry = (row: JwksRow) => (row.expiresAt === null ? null : new Date(row.expiresAt).getTime());
 
     const provisionSigningKey = async () => {
-      const row = await newestRow();
-      const expiresAt = row ? expiry(row) : null;
+      const [row] = await newestKeys(1);
+      const expiresAt = row ? keyExpiry(row) : null;
       if (!row || (expiresAt !== null && expiresAt <= Date.now())) {
         // Better Auth mints a key when it has no live one; asking it to sign once does that.
         await auth.api.signJWT({ body: { payload: { purpose: "authgate key provisioning" } } });
@@ -111,9 +160,41 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     // Instances starting at the same moment on one database take turns: one migrates and
     // mints the first signing key, the others find both done.
     await db.withStartupLock(async () => {
-      await migrate(auth);
+      await migrate(auth, onMigrate);
       await provisionSigningKey();
     });
+    return {
+      auth,
+      context,
+      db,
+      redis,
+      mailer,
+      newestKeys,
+      provisionSigningKey,
+      async close() {
+        redis?.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    redis?.close();
+    await db.close();
+    throw error;
+  }
+}
+
+/** Epoch ms when a signing key expires, or null. */
+function keyExpiry(row: Pick<JwksRow, "expiresAt">): number | null {
+  return row.expiresAt === null ? null : new Date(row.expiresAt).getTime();
+}
+
+/** Opens the database, migrates it and creates Better Auth, in the calling thread. */
+export async function createAuthOperations(config: Config, logger: Logger, onQuery?: () => void): Promise<AuthOperations> {
+  const opened = await openAuth(config, logger, { onQuery });
+  const { auth, context, db, redis, mailer, newestKeys: newestRows, provisionSigningKey } = opened;
+  try {
+    const newestRow = async () => (await newestRows(1))[0];
+    const expiry = keyExpiry;
 
     return {
       async handle(method, url, headers, body) {
@@ -131,11 +212,12 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
           body: response.body ? await response.arrayBuffer() : null,
         };
       },
-      async getSession(cookie, refresh) {
+      async getSession(credential, refresh) {
         let result;
         try {
           result = await auth.api.getSession({
-            headers: new Headers({ cookie }),
+            // A bearer token is turned into the session cookie by Better Auth's bearer plugin.
+            headers: new Headers("cookie" in credential ? { cookie: credential.cookie } : { authorization: `Bearer ${credential.bearer}` }),
             returnHeaders: true,
             query: refresh ? undefined : { disableRefresh: true },
           });
@@ -147,10 +229,44 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         }
         if (!result.response) return null;
         const { user, session } = result.response;
+        // A ban ends the user's sessions (Better Auth's admin plugin deletes them); a session
+        // that survived one (a ban written to the database by other means) is refused too.
+        if (isBanned(user as BanFields)) return null;
         return {
-          claims: { sub: user.id, email: user.email, email_verified: user.emailVerified, name: user.name, sid: session.id },
+          claims: { sub: user.id, email: user.email, email_verified: user.emailVerified, name: user.name, role: (user as BanFields).role ?? DEFAULT_ROLE, auth_method: "session", sid: session.id },
           expiresAt: new Date(session.expiresAt).getTime(),
-          setCookies: result.headers.getSetCookie(),
+          // A native app's token does not change on a refresh, and it has no cookie jar.
+          setCookies: "cookie" in credential ? result.headers.getSetCookie() : [],
+        };
+      },
+      async verifyApiKey(key) {
+        const result = await auth.api.verifyApiKey({ body: { key } });
+        if (!result.valid || !result.key) {
+          const code = result.error?.code;
+          if (code === "RATE_LIMITED") {
+            const tryAgainInMs = Number((result.error as { details?: { tryAgainIn?: unknown } }).details?.tryAgainIn ?? 1000);
+            return { ok: false, reason: "rate-limited", retryAfterSeconds: Math.max(1, Math.ceil(tryAgainInMs / 1000)) };
+          }
+          if (code === "USAGE_EXCEEDED") return { ok: false, reason: "usage-exceeded" };
+          return { ok: false, reason: "invalid" };
+        }
+        const apiKey = result.key;
+        const user = await context.internalAdapter.findUserById(apiKey.referenceId);
+        if (!user) return { ok: false, reason: "invalid" };
+        if (isBanned(user as BanFields)) return { ok: false, reason: "banned" };
+        return {
+          ok: true,
+          claims: {
+            sub: user.id,
+            email: user.email,
+            email_verified: user.emailVerified,
+            name: user.name,
+            role: (user as BanFields).role ?? DEFAULT_ROLE,
+            auth_method: "api_key",
+            key_id: apiKey.id,
+          },
+          expiresAt: apiKey.expiresAt ? new Date(apiKey.expiresAt).getTime() : null,
+          counted: (apiKey.rateLimitEnabled && apiKey.rateLimitMax !== null && apiKey.rateLimitTimeWindow !== null) || apiKey.remaining !== null,
         };
       },
       async signingKey() {
@@ -195,10 +311,22 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
       },
     };
   } catch (error) {
-    redis?.close();
-    await db.close();
+    await opened.close();
     throw error;
   }
+}
+
+/** Banned, and the ban has not run out (Better Auth's admin plugin lifts an expired ban at the next sign-in). */
+/** The admin plugin's fields on a user row. */
+interface BanFields {
+  role?: string | null;
+  banned?: boolean | null;
+  banExpires?: Date | string | null;
+}
+
+function isBanned(user: BanFields): boolean {
+  if (!user.banned) return false;
+  return !user.banExpires || new Date(user.banExpires).getTime() > Date.now();
 }
 
 /** A mail the request needed could not be sent (the log says why): nothing pretends it was. */

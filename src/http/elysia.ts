@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
-import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "../auth/paths";
+import { AUTH_BASE_PATH, IDENTITY_CHANGING_ROUTES } from "../auth/paths";
 import type { AuthWorker } from "../auth/remote";
 import type { Config } from "../config";
 import { GatewayError, jsonError } from "../errors";
@@ -68,7 +68,7 @@ export function buildApp(deps: AppDeps) {
           const page = await refusalPage(error, request, rawPathAndQuery(request.url));
           if (page) return page;
         }
-        return jsonError(error.status, error.publicMessage);
+        return error.toResponse();
       }
       if (code === "NOT_FOUND") return jsonError(404, "Not found");
       logger.error("Unhandled error", { requestId, method: request.method, ...describeError(error) });
@@ -98,7 +98,8 @@ export function buildApp(deps: AppDeps) {
       async function betterAuth({ request }) {
         const body = request.body ? await request.arrayBuffer() : null; // ≤ 64 KB, checked before
         const answer = await auth.handle(request.method, request.url, [...request.headers], body);
-        if (answer.status < 300 && SESSION_ENDING_ROUTES.test(new URL(request.url).pathname)) deps.afterSignOut();
+        // Sign-outs, revocations, bans, role changes and key changes: cached identities go.
+        if (answer.status < 300 && IDENTITY_CHANGING_ROUTES.test(new URL(request.url).pathname)) deps.afterSignOut();
         return new Response(answer.body, { status: answer.status, headers: answer.headers });
       },
       { parse: "none" },

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { AUTH_BASE_PATH, SESSION_ENDING_ROUTES } from "../auth/paths";
+import { AUTH_BASE_PATH, IDENTITY_CHANGING_ROUTES } from "../auth/paths";
 import type { Identity } from "../auth/identity";
 import type { AuthWorker } from "../auth/remote";
 import type { Provider } from "../auth/providers";
@@ -74,7 +74,7 @@ export function pagesPlugin(deps: PagesDeps) {
       logger.error("sign-in pages: the auth service did not answer", { requestId: deps.requestId(request), ...describeError(error) });
       return { status: 503, setCookies: [], json: null, code: "SERVICE_UNAVAILABLE" };
     }
-    if (answer.status < 300 && method === "POST" && SESSION_ENDING_ROUTES.test(path)) deps.afterSignOut();
+    if (answer.status < 300 && method === "POST" && IDENTITY_CHANGING_ROUTES.test(path)) deps.afterSignOut();
     let json: Record<string, unknown> | null = null;
     try {
       json = answer.body && answer.body.byteLength > 0 ? JSON.parse(new TextDecoder().decode(answer.body)) : null;

@@ -39,6 +39,8 @@ const GATEWAY_OWNED = [
   "x-forwarded-host",
   "forwarded",
   "x-request-id",
+  // An API key is for the gateway: the upstream gets the JWT instead (src/auth/credential.ts).
+  "x-api-key",
   CLIENT_IP_HEADER,
   IDENTITY_USER_HEADER,
   IDENTITY_EMAIL_HEADER,

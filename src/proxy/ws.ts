@@ -12,10 +12,11 @@ import type { Logger } from "../ops/log";
  * a socket that opens and closes at once.
  */
 
-/** The session behind a socket: its id, and its cookie to re-validate it while the socket is open. */
+/** The session (or API key) behind a socket: its id, and how to re-validate it while the socket is open. */
 export interface SocketSession {
   readonly id: string;
-  readonly headers: Headers;
+  /** False once signed out, expired, revoked or banned. */
+  isValid(): Promise<boolean>;
 }
 
 export interface RelayData {
@@ -39,8 +40,6 @@ export interface UpgradeTarget {
 
 export interface RelayDeps {
   logger: Logger;
-  /** Whether the session behind these cookies is still valid (false once signed out, expired or revoked). */
-  sessionIsValid(headers: Headers): Promise<boolean>;
   /** How often open sockets' sessions are re-validated: the bound on closing a dead session's sockets. */
   sessionCheckIntervalMs: number;
 }
@@ -68,7 +67,7 @@ export function checkHandshake(headers: Headers): { protocols: string[] } | { pr
 /** Close code for "policy violation": the session behind the socket ended. */
 export const SESSION_ENDED = 1008;
 
-export function createWebSocketRelay({ logger, sessionIsValid, sessionCheckIntervalMs }: RelayDeps) {
+export function createWebSocketRelay({ logger, sessionCheckIntervalMs }: RelayDeps) {
   const open = new Set<ServerWebSocket<RelayData>>();
 
   async function closeEndedSessions(): Promise<void> {
@@ -78,7 +77,7 @@ export function createWebSocketRelay({ logger, sessionIsValid, sessionCheckInter
       sockets.map(async (socket) => {
         const { session } = socket.data;
         if (!session) return;
-        if (!verdicts.has(session.id)) verdicts.set(session.id, sessionIsValid(session.headers).catch(() => true));
+        if (!verdicts.has(session.id)) verdicts.set(session.id, session.isValid().catch(() => true));
         if (!(await verdicts.get(session.id))) socket.close(SESSION_ENDED, "Session ended");
       }),
     );

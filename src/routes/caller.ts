@@ -1,6 +1,6 @@
 import type { Identity, IdentityResolver } from "../auth/identity";
 import type { IdentityHeaders } from "../proxy/headers";
-import { readsSession, refusal } from "./policy";
+import { acceptsKeys, readsSession, refusal } from "./policy";
 import type { Route } from "./table";
 
 /** Who is calling a route, once let through: their identity (null: anonymous) and the route's JWT. */
@@ -18,12 +18,12 @@ export interface Caller {
  */
 export function createCallerCheck(identities: IdentityResolver) {
   return async function callerOf(route: Route, headers: Headers): Promise<Caller> {
-    const identity = readsSession(route) ? await identities.identify(headers) : null;
+    const identity = readsSession(route) ? await identities.identify(headers, acceptsKeys(route)) : null;
     const refused = refusal(route, identity?.claims ?? null);
     if (refused) throw refused;
     if (!identity || route.kind !== "upstream") return { identity, token: undefined };
     // A cached token comes back as a string, without the microtask an await would cost.
-    const token = identities.tokenFor(identity.claims, route.audience);
+    const token = identities.tokenFor(identity, route.audience);
     return { identity, token: typeof token === "string" ? token : await token };
   };
 }

@@ -32,7 +32,9 @@ const COMMON_KEYS: readonly string[] = ["name", "path", "auth", "allow"];
 const UPSTREAM_KEYS: readonly string[] = ["upstream", "timeout_ms", "max_body_bytes", "strip_prefix", "audience", "identity_headers"];
 const STATIC_KEYS: readonly string[] = ["static", "spa"];
 const ROUTE_KEYS: readonly string[] = [...COMMON_KEYS, ...UPSTREAM_KEYS, ...STATIC_KEYS];
-const ALLOW_KEYS: readonly string[] = ["emails", "email_domains", "email_verified"];
+const ALLOW_KEYS: readonly string[] = ["emails", "email_domains", "email_verified", "roles", "api_keys"];
+/** A role as Better Auth's admin plugin stores it (a comma separates several). */
+const ROLE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** The name goes into metric labels and log fields: short, and nothing that needs quoting. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -268,6 +270,13 @@ function parseAllow(value: unknown, field: string, problems: string[]): AllowRul
     }
     return undefined;
   }, problems);
+  const roles = stringList(get(value, "roles"), `${field}.roles`, "roles", (item, at) => {
+    if (ROLE.test(item)) return item;
+    problems.push(`${at}: must be a role name like "admin" (letters, digits, _ . -), got ${show(item)}`);
+    return undefined;
+  }, problems);
+  const apiKeysRaw = get(value, "api_keys");
+  const apiKeys = apiKeysRaw === undefined ? true : boolean(apiKeysRaw, `${field}.api_keys`, problems);
   const verifiedRaw = get(value, "email_verified");
   // An address proves nothing until it is verified: anyone can sign up as ada@example.com. So
   // a rule that names addresses or domains requires a verified e-mail unless it says
@@ -276,13 +285,13 @@ function parseAllow(value: unknown, field: string, problems: string[]): AllowRul
     verifiedRaw === undefined
       ? (emails?.length ?? 0) > 0 || (emailDomains?.length ?? 0) > 0
       : boolean(verifiedRaw, `${field}.email_verified`, problems);
-  if (problems.length > before || !emails || !emailDomains || emailVerified === undefined) return undefined;
-  // Both lists empty admits every signed-in user: as a rule that is surely a mistake.
-  if (emails.length === 0 && emailDomains.length === 0 && !emailVerified) {
-    problems.push(`${field}: is empty: give emails, email_domains or email_verified = true, or remove it`);
+  if (problems.length > before || !emails || !emailDomains || !roles || emailVerified === undefined || apiKeys === undefined) return undefined;
+  // Every list empty admits every signed-in user: as a rule that is surely a mistake.
+  if (emails.length === 0 && emailDomains.length === 0 && roles.length === 0 && !emailVerified && apiKeys) {
+    problems.push(`${field}: is empty: give emails, email_domains, roles, email_verified = true or api_keys = false, or remove it`);
     return undefined;
   }
-  return Object.freeze({ emails: Object.freeze(emails), emailDomains: Object.freeze(emailDomains), emailVerified });
+  return Object.freeze({ emails: Object.freeze(emails), emailDomains: Object.freeze(emailDomains), roles: Object.freeze(roles), emailVerified, apiKeys });
 }
 
 /** Names and paths taken so far, with the index that took them. */
@@ -586,8 +595,10 @@ export function describeRoutes(routes: readonly Route[], defaults?: RouteDefault
       const rules: string[] = [];
       if (route.allow.emails.length > 0) rules.push(`emails ${route.allow.emails.join(", ")}`);
       if (route.allow.emailDomains.length > 0) rules.push(`email_domains ${route.allow.emailDomains.join(", ")}`);
+      if (route.allow.roles.length > 0) rules.push(`roles ${route.allow.roles.join(", ")}`);
       const verified = route.allow.emailVerified ? ", with a verified e-mail" : "";
-      lines.push(`    allow: ${rules.length > 0 ? rules.join(" or ") : "any signed-in user"}${verified}`);
+      const keys = route.allow.apiKeys ? "" : ", no API keys";
+      lines.push(`    allow: ${rules.length > 0 ? rules.join(" or ") : "any signed-in user"}${verified}${keys}`);
     }
     return lines.join("\n");
   });

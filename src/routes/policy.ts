@@ -11,6 +11,8 @@ import type { AllowRule, Route } from "./table";
 export interface SessionUser {
   readonly email: string;
   readonly email_verified: boolean;
+  /** One role, or several separated by commas (Better Auth's admin plugin). */
+  readonly role: string;
 }
 
 /**
@@ -24,6 +26,11 @@ export function checksOrigin(route: Route): boolean {
 /** Whether the gateway looks the caller's session up at all. */
 export function readsSession(route: Route): boolean {
   return route.auth !== "none";
+}
+
+/** Whether an API key is a way in (on every route that reads a session, unless `allow.api_keys = false`). */
+export function acceptsKeys(route: Route): boolean {
+  return route.allow?.apiKeys ?? true;
 }
 
 /**
@@ -45,15 +52,17 @@ function unauthenticated(): GatewayError {
 }
 
 /**
- * `emails` and `email_domains` admit on any match (compared lower-cased; a domain matches
- * exactly, subdomains are listed separately); with neither, every signed-in caller matches
- * them. `email_verified` is required on top.
+ * `emails`, `email_domains` and `roles` admit on any match (e-mails compared lower-cased; a
+ * domain matches exactly, subdomains are listed separately; roles exactly, any of a user's
+ * comma-separated roles); with none of them, every signed-in caller matches. `email_verified`
+ * is required on top.
  */
 export function admits(allow: AllowRule, caller: SessionUser): boolean {
   if (allow.emailVerified && !caller.email_verified) return false;
-  if (allow.emails.length === 0 && allow.emailDomains.length === 0) return true;
+  if (allow.emails.length === 0 && allow.emailDomains.length === 0 && allow.roles.length === 0) return true;
   const email = caller.email.toLowerCase();
   if (allow.emails.includes(email)) return true;
   const at = email.lastIndexOf("@");
-  return at !== -1 && allow.emailDomains.includes(email.slice(at + 1));
+  if (at !== -1 && allow.emailDomains.includes(email.slice(at + 1))) return true;
+  return allow.roles.length > 0 && caller.role.split(",").some((role) => allow.roles.includes(role.trim()));
 }

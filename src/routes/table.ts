@@ -9,14 +9,17 @@ export type AuthMode = "required" | "optional" | "none";
 export const AUTH_MODES: readonly AuthMode[] = ["required", "optional", "none"];
 
 /**
- * Who may use a route once signed in. `emails` and `emailDomains` (lower-cased) admit on any
- * match; when both are empty, every signed-in user matches them. `emailVerified` is required
- * on top of that when true.
+ * Who may use a route once signed in. `emails`, `emailDomains` (lower-cased) and `roles`
+ * admit on any match; when all are empty, every signed-in user matches them. `emailVerified`
+ * is required on top of that when true. `apiKeys`: whether an API key is a way in (a session
+ * always is).
  */
 export interface AllowRule {
   readonly emails: readonly string[];
   readonly emailDomains: readonly string[];
+  readonly roles: readonly string[];
   readonly emailVerified: boolean;
+  readonly apiKeys: boolean;
 }
 
 interface RouteBase {

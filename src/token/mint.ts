@@ -1,14 +1,18 @@
 import { SignJWT } from "jose";
 import type { SigningKeys } from "./signing-key";
 
-/** The claims chosen for the backend: who the caller is, not the whole user row. */
-export interface CallerClaims {
+/**
+ * The claims chosen for the backend: who the caller is, not the whole user row. A session's
+ * token carries its id (`sid`), an API key's the key's id (`key_id`).
+ */
+export type CallerClaims = {
   sub: string;
   email: string;
   email_verified: boolean;
   name: string;
-  sid: string;
-}
+  /** Better Auth's admin plugin: "user" unless given another. */
+  role: string;
+} & ({ auth_method: "session"; sid: string } | { auth_method: "api_key"; key_id: string });
 
 export interface MintedToken {
   readonly token: string;
