@@ -13,6 +13,7 @@ import { createRequestLog } from "./ops/access-log";
 import { createMetrics, type Metrics } from "./ops/metrics";
 import { createReadiness } from "./ops/readiness";
 import { CLIENT_IP_HEADER, compileTrustedProxies, establishContext, type RequestContext } from "./ops/request-context";
+import { preflight, withCors } from "./proxy/cors";
 import { isCrossSiteRefused } from "./proxy/csrf";
 import { upstreamRequestHeaders } from "./proxy/headers";
 import { authBodyRefused, declaredBody, routeBodyRefused } from "./proxy/limits";
@@ -111,7 +112,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const callerOf = createCallerCheck(identities);
   const requestLog = createRequestLog(logger, metrics);
-  const { answered } = requestLog;
+  // CORS_ORIGINS (src/proxy/cors.ts): without it, answers go out as they are, at no cost.
+  const corsOrigins = config.corsOrigins.length > 0 ? new Set(config.corsOrigins) : undefined;
+  /** Where every answer but a WebSocket handshake's ends: with the CORS headers its Origin gets, then recorded. */
+  const answered: typeof requestLog.answered =
+    corsOrigins === undefined
+      ? requestLog.answered
+      : (request, path, response, context) => requestLog.answered(request, path, corsFor(request, response), context);
+  function corsFor(request: Request, response: Response): Response {
+    const origin = request.headers.get("origin");
+    return origin === null || corsOrigins === undefined ? response : withCors(response, origin, corsOrigins);
+  }
   // Replaced whole on reload; a request keeps the route it was matched to.
   const pagesPath = config.pages?.path;
   let table: RouteTable<PreparedRoute> = compileTable(config.routes, prepareRoute, pagesPath);
@@ -187,6 +198,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     try {
       const context = request && contexts.get(request);
       if (context) response.headers.set("x-request-id", context.requestId);
+      // A front-end on a listed origin can read the 500 too, rather than a bare network error.
+      if (request) corsFor(request, response);
       logger.error(known?.publicMessage ?? "Unhandled error", { requestId: context?.requestId, ...describeError(error) });
       if (counted && request && !context?.outcome.answered) metrics.requestAnswered("other", request.method, known?.status ?? 500, 0);
     } catch {
@@ -242,7 +255,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return answered(request, path, jsonError(400, "API keys go in the Authorization or X-Api-Key header, never in the URL"), context);
     }
 
-    // 4. Route match: the gateway's own paths, else the longest route of the table.
+    // 4. CORS preflight (CORS_ORIGINS only): answered here, whatever the path, never forwarded
+    //    and without a session; a listed origin gets 204, any other 403 (src/proxy/cors.ts).
+    if (corsOrigins !== undefined && request.method === "OPTIONS") {
+      const { headers } = request;
+      const answer = preflight(headers.get("origin"), headers.get("access-control-request-method"), headers.get("access-control-request-headers"), corsOrigins);
+      if (answer) {
+        if (answer.status !== 204) logger.info("preflight refused", { requestId: context.requestId, reason: answer.status === 403 ? "an origin not in CORS_ORIGINS" : "a method or header name that is not a token" });
+        return requestLog.answered(request, path, answer, context);
+      }
+    }
+
+    // 5. Route match: the gateway's own paths, else the longest route of the table.
     const match = table.match(path);
     if (match.kind === "none") return answered(request, path, jsonError(404, "Not found"), context);
     if (match.kind === "ambiguous") {
@@ -264,11 +288,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     const routed: Routed = { target: prepared, path, rest: match.rest, query: queryAt === -1 ? "" : target.slice(queryAt) };
     context.outcome.route = prepared.route.name;
 
-    // 5. Limits: a declared body larger than the route takes is refused before it is read.
+    // 6. Limits: a declared body larger than the route takes is refused before it is read.
     const tooLarge = prepared.kind === "upstream" ? routeBodyRefused(declaredBody(request), prepared.route.maxBodyBytes) : undefined;
     if (tooLarge) return answered(request, path, tooLarge, context);
 
-    // 6. Policy, part one: the cross-site check where a session cookie is read (a request
+    // 7. Policy, part one: the cross-site check where a session cookie is read (a request
     //    that authenticates with a header it had to set itself, a key or a bearer token, cannot
     //    have been forged by another site).
     const websocket = prepared.kind === "upstream" && isWebSocketUpgrade(request);
@@ -276,17 +300,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return answered(request, path, jsonError(403, "Cross-origin request refused"), context);
     }
 
-    // 7. WebSocket: its own relay, outside the app (see src/proxy/ws.ts).
+    // 8. WebSocket: its own relay, outside the app (see src/proxy/ws.ts); browsers apply no
+    //    CORS to WebSockets (the origin check above is what guards them).
     if (websocket) {
       const response = await upgradeWebSocket(request, bunServer, routed, prepared, context);
       if (!response) {
         requestLog.upgraded(request, path, context);
         return undefined;
       }
-      return answered(request, path, response, context);
+      return requestLog.answered(request, path, response, context);
     }
 
-    // 8. The app: the caller identified (`resolve`: session, allow, JWT), then proxy or static files.
+    // 9. The app: the caller identified (`resolve`: session, allow, JWT), then proxy or static files.
     routedRequests.set(request, routed);
     return answered(request, path, await app.handle(request), context);
   }

@@ -34,8 +34,16 @@ export interface Config {
   readonly authSecret: string | undefined;
   /** Public origin of the gateway: JWT issuer and audience, and a trusted origin. */
   readonly authUrl: URL;
-  /** Origins trusted besides `authUrl` (Better Auth's origin check). */
+  /**
+   * Origins trusted besides `authUrl`, by Better Auth's origin check and the gateway's CSRF
+   * check: TRUSTED_ORIGINS and CORS_ORIGINS together.
+   */
   readonly trustedOrigins: readonly string[];
+  /**
+   * Front-ends on other origins that may read the gateway's answers with credentials
+   * (src/proxy/cors.ts): exact origins as browsers send them. @default [] (same-origin only)
+   */
+  readonly corsOrigins: readonly string[];
   /** Time the backend has to send its response headers. @default 30000 */
   readonly proxyTimeoutMs: number;
   /** JWT lifetime, as Better Auth / jose read it ("15m", "1h", "900s"). @default "15m" */
@@ -92,6 +100,49 @@ const MIN_SECRET_LENGTH = 32;
  */
 function isLoopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * CORS_ORIGINS: comma-separated origins exactly as a browser sends `Origin` (scheme, host,
+ * optional port; a trailing slash is forgiven). One problem per bad entry; duplicates count once.
+ */
+export function parseCorsOrigins(raw: string | undefined, production: boolean, problems: string[]): string[] {
+  const origins = new Set<string>();
+  for (const item of (raw ?? "").split(",")) {
+    const entry = item.trim();
+    if (!entry) continue;
+    if (entry === "*") {
+      problems.push('CORS_ORIGINS cannot be "*": answers carry credentials (the session cookie), and browsers refuse "*" with them; list each origin');
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      problems.push(`CORS_ORIGINS entries must be http(s) origins such as https://app.example.com, got "${withoutCredentials(entry)}"`);
+      continue;
+    }
+    if (url.origin !== entry.replace(/\/$/, "")) {
+      // A path, query, fragment or user name, a default port, upper case, an IDN: the browser
+      // would send something else, and the entry would never match.
+      problems.push(
+        `CORS_ORIGINS entries must be origins as browsers send them (scheme, host, optional port; no path, query or credentials): "${withoutCredentials(entry)}" is not, did you mean "${url.origin}"?`,
+      );
+      continue;
+    }
+    // The session cookie is sent to this origin's scripts' requests: plain http only on this machine.
+    if (production && url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
+      problems.push(
+        `CORS_ORIGINS entries must be https:// origins when NODE_ENV=production (http:// only for localhost, 127.0.0.0/8 or [::1]), got "${url.origin}"`,
+      );
+      continue;
+    }
+    origins.add(url.origin);
+  }
+  return [...origins];
 }
 
 // jose's time-span grammar, as accepted by Better Auth's `expirationTime`.
@@ -158,6 +209,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   }
 
   const production = env.NODE_ENV === "production";
+  const corsOrigins = parseCorsOrigins(read("CORS_ORIGINS"), production, problems);
   const authSecret = read("BETTER_AUTH_SECRET");
   if (production && !authSecret) {
     problems.push("BETTER_AUTH_SECRET is required when NODE_ENV=production");
@@ -244,7 +296,9 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     jwksRotationSeconds: rotationDays && rotationDays > 0 ? Math.max(1, Math.round(rotationDays * 86_400)) : undefined,
     authSecret,
     authUrl,
-    trustedOrigins: Object.freeze(trustedOrigins),
+    // A listed front-end's unsafe requests must pass both origin checks (src/proxy/cors.ts).
+    trustedOrigins: Object.freeze([...new Set([...trustedOrigins, ...corsOrigins])]),
+    corsOrigins: Object.freeze(corsOrigins),
     proxyTimeoutMs,
     jwtExpiration,
     jwtLifetimeSeconds,

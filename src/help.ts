@@ -17,6 +17,7 @@ const VARIABLES: [string, string, string][] = [
   ["BETTER_AUTH_SECRET", "-", "required in production (32+ characters); generated and kept beside the database in development"],
   ["BETTER_AUTH_URL", "http://localhost:$PORT", "public origin: JWT issuer and audience, trusted origin"],
   ["TRUSTED_ORIGINS", "-", "extra trusted origins, comma-separated"],
+  ["CORS_ORIGINS", "-", "front-ends on other origins (exact origins, comma-separated) allowed to call with credentials; trusted too"],
   ["TRUSTED_PROXIES", "-", "IPs/CIDRs whose X-Forwarded-* headers are believed"],
   ["PROXY_TIMEOUT_MS", "30000", "time the backend has for its response headers"],
   ["JWT_EXPIRATION", "15m", "JWT lifetime"],
