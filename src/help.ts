@@ -1,5 +1,4 @@
 import pkg from "../package.json" with { type: "json" };
-import { adminUsage } from "./cli/commands";
 
 export const VERSION: string = pkg.version;
 
@@ -46,7 +45,8 @@ const VARIABLES: [string, string, string][] = [
   ["OIDC_PROVIDERS", "-", "ids of OpenID providers; each: OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, [_NAME, _SCOPES]"],
 ];
 
-export function helpText(): string {
+/** `adminUsage`: the admin commands' lines (src/cli/commands.ts, loaded only for --help). */
+export function helpText(adminUsage: string): string {
   const width = Math.max(...VARIABLES.map(([name]) => name.length));
   const defaults = Math.max(...VARIABLES.map(([, fallback]) => fallback.length));
   const rows = VARIABLES.map(([name, fallback, meaning]) => `  ${name.padEnd(width)}  ${fallback.padEnd(defaults)}  ${meaning}`);
@@ -62,7 +62,7 @@ Usage:
 
 Administration (on the configured database, beside running instances; --json on each; exit 0 done,
 1 failed, 2 usage error; \`authgate user --help\` etc. for details):
-${adminUsage()}
+${adminUsage}
 
 Environment (a .env file in the working directory is read too):
   ${"NAME".padEnd(width)}  ${"DEFAULT".padEnd(defaults)}  MEANING

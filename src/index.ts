@@ -1,12 +1,11 @@
 import { createGateway } from "./app";
 import { AuthWorkerError } from "./auth/remote";
-import { createAuthOperations } from "./auth/service";
 import { ConfigError, loadConfig, routeDefaults, type Config } from "./config";
 import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
 import { callbackUrl, describeProviders } from "./auth/providers";
 import { describeRoutes } from "./routes/config-file";
-import { isAdminCommand, runAdminCommand } from "./cli/commands";
+import { ADMIN_NOUNS } from "./cli/nouns";
 
 function readConfig(): Config {
   try {
@@ -46,9 +45,17 @@ async function openingDatabase<T>(config: Config, logger: { flush(): void }, ope
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? "start";
   if (command === "--version" || command === "-v") return void console.log(VERSION);
-  if (command === "--help" || command === "-h" || command === "help") return void console.log(helpText());
+  // Better Auth and the admin commands are loaded only by the commands that use them: the
+  // proxy's thread of a running gateway never holds them (its heap stays small, its start fast).
+  if (command === "--help" || command === "-h" || command === "help") {
+    const { adminUsage } = await import("./cli/commands");
+    return void console.log(helpText(adminUsage()));
+  }
   // user | sessions | apikey | keys: flags are checked before the configuration is read.
-  if (isAdminCommand(command)) return runAdminCommand(argv, { readConfig, openingDatabase });
+  if (ADMIN_NOUNS.has(command)) {
+    const { runAdminCommand } = await import("./cli/commands");
+    return runAdminCommand(argv, { readConfig, openingDatabase });
+  }
   const config = readConfig();
   if (command === "check-config") {
     // readConfig has printed every problem and exited 1 if there was one.
@@ -60,6 +67,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === "migrate") {
     // Opening Better Auth's database migrates it; here that is the whole job.
+    const { createAuthOperations } = await import("./auth/service");
     const operations = await openingDatabase(config, logger, () => createAuthOperations(config, logger));
     await operations.close();
     logger.info("migrations applied");

@@ -11,6 +11,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { APIError } from "better-auth/api";
 import type { Config } from "../config";
 import { createLogger, type LogLevel } from "../ops/log";
+import { ADMIN_NOUNS } from "./nouns";
 import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyView } from "./api-keys";
 import { openAdmin, type AdminContext } from "./context";
 import { listSigningKeys, pruneSigningKeys, rotateSigningKey } from "./signing-keys";
@@ -267,9 +268,8 @@ const COMMANDS: Record<string, Record<string, Command>> = {
 };
 
 /** Whether `authgate <word>` is an admin command. */
-export function isAdminCommand(word: string): boolean {
-  return Object.hasOwn(COMMANDS, word);
-}
+// src/cli/nouns.ts names them for src/index.ts without loading this file: they must agree.
+for (const noun of Object.keys(COMMANDS)) if (!ADMIN_NOUNS.has(noun)) throw new Error(`src/cli/nouns.ts lacks "${noun}"`);
 
 /** The admin commands' lines for --help. */
 export function adminUsage(): string {
