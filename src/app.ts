@@ -1,6 +1,6 @@
 import type { Server } from "bun";
 import { createIdentityResolver, type Identity, type IdentityResolver } from "./auth/identity";
-import { chooseCredential, queryHoldsApiKey } from "./auth/credential";
+import { queryHoldsApiKey } from "./auth/credential";
 import { AUTH_BASE_PATH } from "./auth/paths";
 import { startAuthWorker, type AuthWorker, type SupervisionOptions } from "./auth/remote";
 import { ConfigError, reloadRoutes, type Config } from "./config";
@@ -26,7 +26,7 @@ import { checkHandshake, createWebSocketRelay, type RelayData } from "./proxy/ws
 import { compileTable, isGatewayPath, type RouteTable } from "./routes/match";
 import { loadTemplates } from "./pages/templates";
 import { createCallerCheck, identityHeadersFor, type Caller } from "./routes/caller";
-import { acceptsKeys, checksOrigin } from "./routes/policy";
+import { checksOrigin, refusal } from "./routes/policy";
 import { prepareRoute, type PreparedRoute, type Routed, type UpstreamTarget } from "./routes/prepare";
 import type { Route } from "./routes/table";
 import { createMinter } from "./token/mint";
@@ -296,7 +296,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     //    that authenticates with a header it had to set itself, a key or a bearer token, cannot
     //    have been forged by another site).
     const websocket = prepared.kind === "upstream" && isWebSocketUpgrade(request);
-    if (checksOrigin(prepared.route) && crossSiteRefused(request, context, websocket) && ridesOnCookie(request.headers, prepared.route)) {
+    if (checksOrigin(prepared.route) && crossSiteRefused(request, context, websocket) && ridesOnCookie(request.headers)) {
       return answered(request, path, jsonError(403, "Cross-origin request refused"), context);
     }
 
@@ -342,17 +342,24 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       protocols: handshake.protocols,
       requestId: context.requestId,
       // An anonymous socket (an `optional` or `none` route) has no session to re-check.
-      session: identity ? socketSession(identity, request.headers.get("cookie") ?? "") : undefined,
+      session: identity ? socketSession(identity, request.headers.get("cookie") ?? "", route) : undefined,
       openTimeoutMs: route.timeoutMs,
     });
   }
 
-  /** What the relay re-checks: sockets of one session (or key) share one check. */
-  function socketSession(identity: Identity, cookie: string) {
+  /**
+   * What the relay re-checks: the session (or key) still valid, and the route's policy still
+   * letting its current claims in (a role taken away closes an admin route's socket). Sockets
+   * of one session on one route share one check.
+   */
+  function socketSession(identity: Identity, cookie: string, route: Route) {
     const { claims } = identity;
     return {
-      id: claims.auth_method === "api_key" ? `key:${claims.key_id}` : `session:${claims.sid}`,
-      isValid: () => identities.stillValid(identity, cookie),
+      id: `${route.name}\n${claims.auth_method === "api_key" ? `key:${claims.key_id}` : `session:${claims.sid}`}`,
+      async isValid() {
+        const current = await identities.currentClaims(identity, cookie);
+        return current !== null && refusal(route, current) === undefined;
+      },
     };
   }
 
@@ -429,13 +436,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   return gateway;
 }
 
-/** Whether the credential the route would use is the session cookie (or there is none). */
-function ridesOnCookie(headers: Headers, route: Route): boolean {
-  const choice = chooseCredential(
-    { authorization: headers.get("authorization"), apiKey: headers.get("x-api-key"), cookie: headers.get("cookie") },
-    acceptsKeys(route),
-  );
-  return !("refused" in choice) && (choice.credential === null || (choice.credential.kind === "session" && choice.credential.via === "cookie"));
+/**
+ * Whether a cross-site request could ride on the browser's cookies: whenever it carries any.
+ * A client that authenticates with a key or a bearer token and sends no cookie (a server, a
+ * native app, a front-end on another origin using bearer tokens) is not checked; one that
+ * sends cookies is, whatever else it sends, since its other cookies reach the upstream too.
+ */
+function ridesOnCookie(headers: Headers): boolean {
+  return headers.has("cookie");
 }
 
 function isWebSocketUpgrade(request: Request): boolean {

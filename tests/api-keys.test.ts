@@ -136,6 +136,22 @@ describe("API keys", () => {
     expect(bad.seen).toBeUndefined();
   });
 
+  test("a key sent as the session cookie never finds the key's cache entry (nor the other way round)", async () => {
+    // The key is cached now (a request on a route that takes keys).
+    expect((await call("/api/data", { "x-api-key": key.key })).status).toBe(200);
+    // As the session cookie, on a route that refuses keys: not a session.
+    const asCookie = await call("/api/browser/x", { cookie: `better-auth.session_token=${key.key}` });
+    expect(asCookie.status).toBe(401);
+    expect(asCookie.seen).toBeUndefined();
+    // A session token sent as a key is no key, however recently the session was used.
+    const session = await signUp(gw.url);
+    expect((await call("/api/data", { cookie: session.cookie })).status).toBe(200);
+    const token = decodeURIComponent(session.cookie.match(/better-auth\.session_token=([^;]+)/)![1]!);
+    const asKey = await call("/api/data", { "x-api-key": token });
+    expect(asKey.status).toBe(401);
+    expect(JSON.parse(asKey.body)).toEqual({ error: "Invalid API key" });
+  });
+
   test("a key without the prefix is refused without a lookup", async () => {
     expect(await queriesDuring(async () => expect((await call("/api/data", { "x-api-key": "not-one-of-ours" })).status).toBe(401))).toBe(0);
   });
@@ -183,6 +199,10 @@ describe("API keys", () => {
     // A key on a route that refuses keys does not lift the check for the cookie it falls back to.
     const fallback = await call("/api/browser/x", { cookie, "x-api-key": key.key, origin: "https://evil.example" }, { method: "POST", body: "{}" });
     expect(fallback.status).toBe(403);
+    // Nor does a key sent with cookies (any cookie: the upstream would get them): checked too.
+    const keyWithCookies = await call("/api/data", { cookie: "theme=dark", "x-api-key": key.key, origin: "https://evil.example" }, { method: "POST", body: "{}" });
+    expect(keyWithCookies.status).toBe(403);
+    expect(keyWithCookies.seen).toBeUndefined();
   });
 
   test("revoked through this instance: refused on the very next request", async () => {

@@ -30,6 +30,8 @@ describe("chooseCredential", () => {
     ["a key and the cookie: the key wins where keys are taken", { apiKey: KEY, cookie: COOKIE }, true, { credential: { kind: "api_key", key: KEY } }],
     ["a key and the cookie where keys are refused: the cookie", { apiKey: KEY, cookie: COOKIE }, false, { credential: { kind: "session", via: "cookie", token: TOKEN } }],
     ["a key alone where keys are refused", { authorization: `Bearer ${KEY}` }, false, { refused: "keys-not-accepted" }],
+    ["two different keys and the cookie where keys are refused: the cookie (the keys are ignored)", { apiKey: KEY, authorization: `Bearer ${OTHER_KEY}`, cookie: COOKIE }, false, { credential: { kind: "session", via: "cookie", token: TOKEN } }],
+    ["two different keys alone where keys are refused", { apiKey: KEY, authorization: `Bearer ${OTHER_KEY}` }, false, { refused: "keys-not-accepted" }],
     ["a key in X-Api-Key and a bearer session where keys are refused: the session", { apiKey: KEY, authorization: `Bearer ${TOKEN}` }, false, { credential: { kind: "session", via: "bearer", token: TOKEN } }],
     ["the cookie and a bearer session token: the cookie (a browser app's own Authorization is not ours)", { cookie: COOKIE, authorization: "Bearer something-else" }, true, { credential: { kind: "session", via: "cookie", token: TOKEN } }],
     ["a bearer session where keys are refused is still a session", { authorization: `Bearer ${TOKEN}` }, false, { credential: { kind: "session", via: "bearer", token: TOKEN } }],
@@ -65,8 +67,13 @@ describe("queryHoldsApiKey", () => {
     [`?KEY=AUTHGATE_${"A".repeat(48)}`, true],
     ["?q=authgate_docs", true], // the prefix alone is enough to refuse: better a 400 than a key in a log
     ["?q=about+authgate", false],
-    ["?authgate_=1", false], // a name, not a value
-    ["?key=%E0%A4%A", false], // bad escapes are judged raw
+    ["?authgate_=1", true], // a name can hold it too
+    [`?authgate_${"a".repeat(48)}`, true], // a bare key, no =
+    [`?auth=Bearer%20authgate_${"a".repeat(48)}`, true],
+    [`?a=1;key=authgate_${"a".repeat(48)}`, true],
+    [`?key=%zz%61uthgate_x`, true], // a malformed escape hides nothing after it
+    ["?key=%E0%A4%A", false],
+    ["?q=%2Fdocs", false],
   ])("%p → %p", (query, expected) => {
     expect(queryHoldsApiKey(query)).toBe(expected);
   });

@@ -3,6 +3,7 @@ import pg from "pg";
 import { startBackend, type TestBackend } from "./helpers/backend";
 import { until } from "./helpers/feed";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
+import { operatorOn } from "./helpers/operator";
 import { postgresBinDir, startPrivatePostgres, type PrivatePostgres } from "./helpers/private-postgres";
 
 /**
@@ -105,6 +106,35 @@ describe.skipIf(!ENABLED)("PostgreSQL restarts under traffic", () => {
     expect(gw.gateway.auth.restarts).toBe(0);
     expect(gw.logLines.filter((line) => line.includes("auth worker died"))).toEqual([]);
   }, 180_000);
+
+  test("an API key while PostgreSQL is down gets 503 (an outage), not 401 (a bad key); after, 200 again", async () => {
+    const gw = await gatewayOnServer(4);
+    const { user } = await signUp(gw.url);
+    const operator = await operatorOn(gw, server.url);
+    let key: { id: string; key: string };
+    try {
+      key = await operator.createKey(user.id);
+    } finally {
+      await operator.close();
+    }
+    const call = async () => {
+      const response = await fetch(gw.url + "/api/keyed", { headers: { "x-api-key": key.key } });
+      return { status: response.status, body: await response.text() };
+    };
+    expect((await call()).status).toBe(200);
+    await server.stop();
+    try {
+      const during = await call(); // SESSION_CACHE_SECONDS=0: the key is checked again
+      expect(during.status).toBe(503);
+      expect(JSON.parse(during.body)).toEqual({ error: "Authentication service unavailable" });
+    } finally {
+      await server.start();
+    }
+    // Back once the pool reconnects: each attempt is a real request, the first 200 ends it.
+    let after = await call();
+    for (let attempt = 0; attempt < 200 && after.status !== 200; attempt++) after = await call();
+    expect(after.status).toBe(200);
+  }, 60_000);
 
   test("a session lookup in flight when the worker dies fails at once with 503; the replacement answers", async () => {
     const gw = await gatewayOnServer(4);

@@ -445,6 +445,57 @@ describe("a WebSocket whose session ends", () => {
     }
   });
 
+  test("re-checks of a key's socket spend none of its quota", async () => {
+    const operator = await operatorOn(gw, join(dir.path, "authgate.db"));
+    try {
+      const owner = await signUp(gw.url);
+      const quota = await operator.createKey(owner.user.id, { remaining: 3 });
+      const client = connect(gw.url, { "x-api-key": quota.key });
+      await client.opened; // the handshake used one: 2 left
+      // Each sentinel's close proves a whole periodic check ran, which re-checked the quota key's socket too.
+      for (let i = 0; i < 3; i++) {
+        const sentinelKey = await operator.createKey(owner.user.id);
+        const sentinel = connect(gw.url, { "x-api-key": sentinelKey.key });
+        await sentinel.opened;
+        await operator.deleteKey(sentinelKey.id);
+        expect((await sentinel.closed).code).toBe(1008);
+      }
+      const row = await operator.context.adapter.findOne<{ remaining: number }>({ model: "apikey", where: [{ field: "id", value: quota.id }] });
+      expect(row!.remaining).toBe(2);
+      expect(client.ws.readyState).toBe(WebSocket.OPEN);
+      client.ws.close(1000);
+      await client.closed;
+    } finally {
+      await operator.close();
+    }
+  });
+
+  test("a socket on an allow.roles route is closed once its user no longer has the role", async () => {
+    const roleDir = tempDir();
+    const file = join(roleDir.path, "authgate.toml");
+    await Bun.write(file, `[[routes]]\nname = "live"\npath = "/api"\nupstream = "${backend.url}"\n\n[[routes]]\nname = "admin-live"\npath = "/api/admin"\nupstream = "${backend.url}"\nallow = { roles = ["admin"] }\n`);
+    const roles = await startGateway({ CONFIG_FILE: file }, roleDir.path, { sessionCheckIntervalMs: 200 });
+    backend.trustGateway(roles.url);
+    const operator = await operatorOn(roles, join(roleDir.path, "authgate.db"));
+    try {
+      const admin = await signUp(roles.url);
+      await operator.setRole(admin.user.id, "admin");
+      const onAdmin = connect(roles.url, admin.cookie, "/api/admin/live");
+      const onPlain = connect(roles.url, admin.cookie, "/api/live");
+      await Promise.all([onAdmin.opened, onPlain.opened]);
+      await operator.setRole(admin.user.id, "user");
+      expect((await onAdmin.closed).code).toBe(1008);
+      // The same session's socket on a route without the rule stays.
+      expect(onPlain.ws.readyState).toBe(WebSocket.OPEN);
+      onPlain.ws.close(1000);
+      await onPlain.closed;
+    } finally {
+      await operator.close();
+      await roles.stop();
+      roleDir.remove();
+    }
+  });
+
   test("the gateway still serves /healthz after all of that", async () => {
     const response = await fetch(gw.url + "/healthz");
     expect(response.status).toBe(200);

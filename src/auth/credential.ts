@@ -56,7 +56,7 @@ export function chooseCredential({ authorization, apiKey, cookie }: CredentialHe
   const bearer = bearerToken(authorization);
   const headerKey = apiKey?.trim() || undefined;
   const bearerKey = bearer !== undefined && isApiKey(bearer) ? bearer : undefined;
-  if (headerKey !== undefined && bearerKey !== undefined && headerKey !== bearerKey) return { refused: "conflicting-keys" };
+  if (acceptKeys && headerKey !== undefined && bearerKey !== undefined && headerKey !== bearerKey) return { refused: "conflicting-keys" };
   const key = headerKey ?? bearerKey;
 
   if (key !== undefined && acceptKeys) return { credential: { kind: "api_key", key } };
@@ -69,22 +69,15 @@ export function chooseCredential({ authorization, apiKey, cookie }: CredentialHe
 }
 
 /**
- * Whether a query string carries an API key (`?api_key=authgate_…`, or under any other name):
- * such a request is refused, since URLs end up in logs, histories and Referer headers.
+ * Whether a query string may carry an API key: the prefix anywhere in it, in any case, once
+ * percent-escapes are read (`?api_key=authgate_…`, `?auth=Bearer%20authgate_…`, a bare
+ * `?authgate_…`, `;`-separated pairs). Such a request is refused, since URLs end up in logs,
+ * histories and Referer headers; a false alarm costs a 400, a miss a leaked key.
  */
 export function queryHoldsApiKey(query: string): boolean {
-  // The common case costs one scan: no escapes and no prefix, no key.
-  if (!query.includes("%") && !query.toLowerCase().includes(API_KEY_PREFIX)) return false;
-  for (const pair of query.replace(/^\?/, "").split("&")) {
-    const eq = pair.indexOf("=");
-    if (eq === -1) continue;
-    let value = pair.slice(eq + 1);
-    try {
-      value = decodeURIComponent(value.replace(/\+/g, " "));
-    } catch {
-      // Bad escapes: judged on the raw text.
-    }
-    if (value.trim().toLowerCase().startsWith(API_KEY_PREFIX)) return true;
-  }
-  return false;
+  const lower = query.toLowerCase();
+  if (lower.includes(API_KEY_PREFIX)) return true;
+  if (!lower.includes("%")) return false;
+  // Each escape on its own, so that one malformed escape hides nothing after it.
+  return lower.replace(/%([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).toLowerCase().includes(API_KEY_PREFIX);
 }

@@ -23,7 +23,7 @@ export interface Identity {
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 
 export interface IdentityOptions {
-  auth: Pick<AuthOperations, "getSession" | "verifyApiKey">;
+  auth: Pick<AuthOperations, "getSession" | "verifyApiKey" | "apiKeyStatus">;
   mint: Minter;
   /** How long a validated session or key is trusted without asking the database again. @default 5 */
   sessionCacheSeconds: number;
@@ -87,7 +87,9 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
     if ("refused" in choice) throw new ApiKeyRefused(choice.refused);
     const { credential } = choice;
     if (credential === null) return null;
-    const cacheKey = credential.kind === "api_key" ? credential.key : credential.token;
+    // By kind too: a key sent as a cookie (or a session token as a key) must never find the
+    // other kind's entry, whose checks it did not pass.
+    const cacheKey = credential.kind === "api_key" ? `key:${credential.key}` : `session:${credential.token}`;
 
     const hit = cacheMs > 0 ? identities.get(cacheKey) : undefined;
     onLookup?.(hit ? "hit" : "miss");
@@ -102,31 +104,33 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
     return identity;
   }
 
-  async function lookUp(credential: Credential, cookie: string | null, refresh: boolean) {
+  /** `count`: a request's check (Better Auth counts the key's use); false for re-checks, which must not. */
+  async function lookUp(credential: Credential, cookie: string | null, count: boolean) {
     if (credential.kind === "api_key") {
       // Every key the gateway made has the prefix: anything else is refused without a lookup.
       if (!isApiKey(credential.key)) throw new ApiKeyRefused("invalid");
-      const key = await auth.verifyApiKey(credential.key);
+      const key = count ? await auth.verifyApiKey(credential.key) : await auth.apiKeyStatus(credential.key);
       if (!key.ok) throw new ApiKeyRefused(key.reason, key.reason === "rate-limited" ? key.retryAfterSeconds : undefined);
       const identity: Identity = { claims: key.claims, setCookies: NO_COOKIES, tokenKey: JSON.stringify(key.claims), credential };
       return { identity, expiresAt: key.expiresAt, cacheable: !key.counted };
     }
     const presented: SessionCredential = credential.via === "bearer" ? { bearer: credential.token } : { cookie: cookie ?? "" };
-    const session = await auth.getSession(presented, refresh);
+    const session = await auth.getSession(presented, count);
     if (!session) return null;
     const identity: Identity = { claims: session.claims, setCookies: session.setCookies, tokenKey: JSON.stringify(session.claims), credential };
     return { identity, expiresAt: session.expiresAt, cacheable: true };
   }
 
   /**
-   * Whether an identity is still valid, asked of the database (open WebSockets' check): false
-   * once the session ended, the key was revoked or expired, or the user was banned.
+   * The identity's claims as the database has them now (open WebSockets' check, which then
+   * applies the route's `allow` to them again): null once the session ended, the key was
+   * revoked or expired, or the user was banned. Uses nothing up: no key quota, no refresh.
    */
-  async function stillValid(identity: Identity, cookie: string): Promise<boolean> {
+  async function currentClaims(identity: Identity, cookie: string): Promise<Identity["claims"] | null> {
     try {
-      return (await lookUp(identity.credential, cookie, false)) !== null;
+      return (await lookUp(identity.credential, cookie, false))?.identity.claims ?? null;
     } catch (error) {
-      if (error instanceof ApiKeyRefused) return error.reason === "rate-limited";
+      if (error instanceof ApiKeyRefused) return null;
       throw error;
     }
   }
@@ -134,7 +138,7 @@ export function createIdentityResolver({ auth, mint, sessionCacheSeconds, cacheE
   return {
     identify,
     tokenFor,
-    stillValid,
+    currentClaims,
     /** Drops every cached session and key: the next request of each is validated again. */
     forgetSessions: () => identities.clear(),
     get cachedSessions() {

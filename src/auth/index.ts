@@ -94,6 +94,9 @@ export function createAuth({ config, db, secret, logger, secondaryStorage, maile
       log(level, message) {
         // Better Auth's extra arguments can carry request data; only its message is kept.
         const text = String(message).replace(/^\[better-auth\]\s*/, "");
+        // Logged by the plugin for every unknown key; the gateway's request line has the 401,
+        // and a database failure behind it is answered (and logged) as a 503.
+        if (text.startsWith("Failed to validate API key")) return;
         if (level === "error") logger.error(text, { source: "better-auth" });
         else if (level === "warn") logger.warn(text, { source: "better-auth" });
         else if (level === "info") logger.info(text, { source: "better-auth" });

@@ -202,6 +202,10 @@ export async function startAuthWorker(
       call<KeyLookup>("verifyApiKey", [key]).catch((error: unknown) => {
         throw error instanceof AuthUnavailable ? error : new AuthUnavailable("failed", error);
       }),
+    apiKeyStatus: (key) =>
+      call<KeyLookup>("apiKeyStatus", [key]).catch((error: unknown) => {
+        throw error instanceof AuthUnavailable ? error : new AuthUnavailable("failed", error);
+      }),
     signingKey: () => call("signingKey", []),
     newestKeyId: () => call("newestKeyId", []),
     openApiSchema: () => call("openApiSchema", []),

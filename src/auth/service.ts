@@ -1,5 +1,6 @@
 import { APIError } from "better-auth/api";
 import { symmetricDecrypt } from "better-auth/crypto";
+import { defaultKeyHasher } from "@better-auth/api-key";
 import { sql } from "kysely";
 import type { Config } from "../config";
 import { createMailer, type Mailer } from "../email/mailer";
@@ -61,7 +62,13 @@ export interface SerializedResponse {
 export interface AuthOperations {
   handle(method: string, url: string, headers: [string, string][], body: ArrayBuffer | null): Promise<SerializedResponse>;
   getSession(credential: SessionCredential, refresh: boolean): Promise<SessionLookup | null>;
+  /** Checks a key and counts its use (rate limit, quota), as Better Auth does for every request it lets through. */
   verifyApiKey(key: string): Promise<KeyLookup>;
+  /**
+   * Whether a key is still good, and its owner's current claims, without counting a use: for
+   * re-checks of open WebSockets, which must not spend a key's quota.
+   */
+  apiKeyStatus(key: string): Promise<KeyLookup>;
   signingKey(): Promise<SigningKeyMaterial>;
   newestKeyId(): Promise<string | null>;
   openApiSchema(): Promise<{ paths: Record<string, unknown>; components: unknown }>;
@@ -196,6 +203,27 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     const newestRow = async () => (await newestRows(1))[0];
     const expiry = keyExpiry;
 
+    /** The claims of a key's owner, or why the key does not let a request through. */
+    const ownerClaims = async (apiKey: ApiKeyRow): Promise<KeyLookup> => {
+      const user = await context.internalAdapter.findUserById(apiKey.referenceId);
+      if (!user) return { ok: false, reason: "invalid" };
+      if (isBanned(user as BanFields)) return { ok: false, reason: "banned" };
+      return {
+        ok: true,
+        claims: {
+          sub: user.id,
+          email: user.email,
+          email_verified: user.emailVerified,
+          name: user.name,
+          role: (user as BanFields).role ?? DEFAULT_ROLE,
+          auth_method: "api_key",
+          key_id: apiKey.id,
+        },
+        expiresAt: apiKey.expiresAt ? new Date(apiKey.expiresAt).getTime() : null,
+        counted: (apiKey.rateLimitEnabled && apiKey.rateLimitMax !== null && apiKey.rateLimitTimeWindow !== null) || apiKey.remaining !== null,
+      };
+    };
+
     return {
       async handle(method, url, headers, body) {
         // A sign-out while Redis is away could not remove its copy there, and that copy would be
@@ -243,6 +271,9 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
         const result = await auth.api.verifyApiKey({ body: { key } });
         if (!result.valid || !result.key) {
           const code = result.error?.code;
+          // The plugin answers a database failure as an invalid key: a key holder must get
+          // the 503 of an outage, not a 401 (and open sockets must not be closed for it).
+          if (code === "INVALID_API_KEY") await sql`select 1`.execute(db.kysely);
           if (code === "RATE_LIMITED") {
             const tryAgainInMs = Number((result.error as { details?: { tryAgainIn?: unknown } }).details?.tryAgainIn ?? 1000);
             return { ok: false, reason: "rate-limited", retryAfterSeconds: Math.max(1, Math.ceil(tryAgainInMs / 1000)) };
@@ -250,24 +281,14 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
           if (code === "USAGE_EXCEEDED") return { ok: false, reason: "usage-exceeded" };
           return { ok: false, reason: "invalid" };
         }
-        const apiKey = result.key;
-        const user = await context.internalAdapter.findUserById(apiKey.referenceId);
-        if (!user) return { ok: false, reason: "invalid" };
-        if (isBanned(user as BanFields)) return { ok: false, reason: "banned" };
-        return {
-          ok: true,
-          claims: {
-            sub: user.id,
-            email: user.email,
-            email_verified: user.emailVerified,
-            name: user.name,
-            role: (user as BanFields).role ?? DEFAULT_ROLE,
-            auth_method: "api_key",
-            key_id: apiKey.id,
-          },
-          expiresAt: apiKey.expiresAt ? new Date(apiKey.expiresAt).getTime() : null,
-          counted: (apiKey.rateLimitEnabled && apiKey.rateLimitMax !== null && apiKey.rateLimitTimeWindow !== null) || apiKey.remaining !== null,
-        };
+        return ownerClaims(result.key as unknown as ApiKeyRow);
+      },
+      async apiKeyStatus(key) {
+        const row = await context.adapter.findOne<ApiKeyRow>({ model: "apikey", where: [{ field: "key", value: await defaultKeyHasher(key) }] });
+        if (!row || row.enabled === false) return { ok: false, reason: "invalid" };
+        if (row.expiresAt && new Date(row.expiresAt).getTime() <= Date.now()) return { ok: false, reason: "invalid" };
+        if (row.remaining === 0 && row.refillAmount === null) return { ok: false, reason: "usage-exceeded" };
+        return ownerClaims(row);
       },
       async signingKey() {
         const newest = await newestRow();
@@ -314,6 +335,19 @@ export async function createAuthOperations(config: Config, logger: Logger, onQue
     await opened.close();
     throw error;
   }
+}
+
+/** What the gateway reads of a row of the API-key plugin's table. */
+interface ApiKeyRow {
+  id: string;
+  referenceId: string;
+  enabled: boolean;
+  expiresAt: Date | string | null;
+  remaining: number | null;
+  refillAmount: number | null;
+  rateLimitEnabled: boolean;
+  rateLimitMax: number | null;
+  rateLimitTimeWindow: number | null;
 }
 
 /** Banned, and the ban has not run out (Better Auth's admin plugin lifts an expired ban at the next sign-in). */

@@ -51,8 +51,9 @@ export function parseFutureInstant(flag: string, text: string, now = Date.now())
 /** One role, or several separated by commas (how Better Auth's admin plugin stores them). */
 export function parseRole(text: string): string {
   const roles = text.split(",").map((role) => role.trim());
-  if (roles.some((role) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(role))) {
-    throw new UsageError(`a role is letters, digits and _ . : - (several separated by commas), got "${text}"`);
+  // The grammar of allow.roles (src/routes/config-file.ts): a role set here can be matched there.
+  if (roles.some((role) => !/^[A-Za-z0-9_.-]{1,64}$/.test(role))) {
+    throw new UsageError(`a role is letters, digits and _ . - (several separated by commas), got "${text}"`);
   }
   return roles.join(",");
 }

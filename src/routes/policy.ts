@@ -1,4 +1,4 @@
-import { AuthenticationRequired, Forbidden, type GatewayError } from "../errors";
+import { ApiKeyRefused, AuthenticationRequired, Forbidden, type GatewayError } from "../errors";
 import type { AllowRule, Route } from "./table";
 
 /**
@@ -13,6 +13,8 @@ export interface SessionUser {
   readonly email_verified: boolean;
   /** One role, or several separated by commas (Better Auth's admin plugin). */
   readonly role: string;
+  /** How the caller came in; absent means a session. */
+  readonly auth_method?: "session" | "api_key";
 }
 
 /**
@@ -39,6 +41,9 @@ export function acceptsKeys(route: Route): boolean {
  */
 export function refusal(route: Route, caller: SessionUser | null): GatewayError | undefined {
   if (caller === null) return route.auth === "required" ? unauthenticated() : undefined;
+  // Checked where the credential is chosen too; here as well, so that no cache or re-check
+  // path can let a key onto a route that refuses keys.
+  if (caller.auth_method === "api_key" && !acceptsKeys(route)) return new ApiKeyRefused("keys-not-accepted");
   if (route.allow && !admits(route.allow, caller)) return new Forbidden();
   return undefined;
 }
