@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, type Service } from "./lib";
+import { firstLine, freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, type Service } from "./lib";
 import { LADDER_STEPS } from "./ladder-steps";
 import { wrk, type LoadResult } from "./wrk";
 
@@ -30,15 +30,7 @@ async function startRung(backend: string, steps: number, extra: Record<string, s
     stdout: "pipe",
     stderr: "ignore",
   });
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`ladder rung ${steps} exited before it was ready`);
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const { cookie } = JSON.parse(text.split("\n")[0]!) as { cookie: string };
+  const { cookie } = JSON.parse(await firstLine(proc, `ladder rung ${steps}`)) as { cookie: string };
   return {
     proc,
     url: `http://127.0.0.1:${port}`,

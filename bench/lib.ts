@@ -11,18 +11,24 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Starts a bench helper that prints its port as its first stdout line. */
-export async function startPortPrinter(script: string, env: Record<string, string> = {}): Promise<Service> {
-  const proc = Bun.spawn([process.execPath, join(ROOT, script)], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "inherit" });
+/** The first line a helper prints on stdout (its port, or what it is ready with). */
+export async function firstLine(proc: Subprocess<"ignore", "pipe", "inherit" | "ignore">, what: string): Promise<string> {
   const reader = proc.stdout.getReader();
   let text = "";
   while (!text.includes("\n")) {
     const { value, done } = await reader.read();
-    if (done) throw new Error(`${script} exited before printing its port`);
+    if (done) throw new Error(`${what} exited before it was ready`);
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${text.trim()}`, stop: () => stopProcess(proc) };
+  return text.split("\n")[0]!.trim();
+}
+
+/** Starts a bench helper that prints its port as its first stdout line. */
+export async function startPortPrinter(script: string, env: Record<string, string> = {}): Promise<Service> {
+  const proc = Bun.spawn([process.execPath, join(ROOT, script)], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "inherit" });
+  const port = await firstLine(proc, script);
+  return { proc, url: `http://127.0.0.1:${port}`, stop: () => stopProcess(proc) };
 }
 
 /**

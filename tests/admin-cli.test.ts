@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createAuth } from "../src/auth/index";
 import { decidePrune, KEY_POLL_SECONDS, PRUNE_MARGIN_SECONDS, type SigningKeyTimes } from "../src/cli/signing-keys";
 import { parseFutureInstant, parseLifetime, parseRateLimit, parseRole, passwordFromStdin, UsageError } from "../src/cli/values";
-import { loadConfig } from "../src/config";
-import { openDatabase } from "../src/db";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { eventually } from "./helpers/feed";
 import { scratchPostgres } from "./helpers/fixture";
+import { openOperator } from "./helpers/operator";
 import { cookieHeader, tempDir } from "./helpers/gateway";
 import { ROOT, spawnGateway, type GatewayProcess } from "./helpers/process";
 
@@ -57,14 +56,6 @@ const SOURCE = [process.execPath, join(ROOT, "src/index.ts")];
 const emptyDir = tempDir();
 afterAll(() => emptyDir.remove());
 
-/** Polls `check` until it holds, for at most `attempts` × 100 ms (what the cache bound allows, with room). */
-async function eventually(check: () => Promise<boolean>, what: string, attempts = 50) {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await Bun.sleep(100);
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 describe("flag values", () => {
   test.each<[string, () => unknown, unknown]>([
@@ -444,14 +435,11 @@ async function outputOf(command: string[]): Promise<string> {
 
 /** Moves signing keys' creation into the past, through Better Auth's adapter (what time passing would have done). */
 async function backdate(databaseUrl: string, changes: readonly (readonly [string, Date])[]) {
-  const config = loadConfig({ DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: SECRET });
-  const db = openDatabase(config.databaseUrl);
+  const operator = await openOperator(databaseUrl, { secret: SECRET });
   try {
-    const quiet = { info() {}, warn() {}, error() {} };
-    const context = await createAuth({ config, db, secret: SECRET, logger: quiet }).$context;
-    for (const [kid, createdAt] of changes) await context.adapter.update({ model: "jwks", where: [{ field: "id", value: kid }], update: { createdAt } });
+    for (const [kid, createdAt] of changes) await operator.context.adapter.update({ model: "jwks", where: [{ field: "id", value: kid }], update: { createdAt } });
   } finally {
-    await db.close();
+    await operator.close();
   }
 }
 

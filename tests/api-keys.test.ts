@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { startBackend, type TestBackend } from "./helpers/backend";
+import { eventually } from "./helpers/feed";
 import { signUp, startGateway, tempDir, type RunningGateway } from "./helpers/gateway";
 import { operatorOn, type Operator } from "./helpers/operator";
 
@@ -77,14 +78,6 @@ async function queriesDuring(action: () => Promise<unknown>) {
   return gw.gateway.auth.queryCount - before;
 }
 
-/** Polls `check` until it holds (bounded): for what another instance's change shows within the cache bound. */
-async function eventually(check: () => Promise<boolean>, what: string, attempts = 60) {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 describe("API keys", () => {
   let user: { id: string; email: string };

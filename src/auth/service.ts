@@ -352,13 +352,13 @@ interface ApiKeyRow {
 
 /** Banned, and the ban has not run out (Better Auth's admin plugin lifts an expired ban at the next sign-in). */
 /** The admin plugin's fields on a user row. */
-interface BanFields {
+export interface BanFields {
   role?: string | null;
   banned?: boolean | null;
   banExpires?: Date | string | null;
 }
 
-function isBanned(user: BanFields): boolean {
+export function isBanned(user: BanFields): boolean {
   if (!user.banned) return false;
   return !user.banExpires || new Date(user.banExpires).getTime() > Date.now();
 }

@@ -5,6 +5,7 @@
  * REDIS_URL); running instances see it when their cached copy of a session or key runs out.
  */
 import { DEFAULT_ROLE } from "../auth/index";
+import { isBanned } from "../auth/service";
 import type { AdminContext } from "./context";
 import { CommandError } from "./values";
 
@@ -57,7 +58,7 @@ function view(user: UserRow): UserView {
     role: user.role ?? DEFAULT_ROLE,
     emailVerified: Boolean(user.emailVerified),
     // A ban that has run out is lifted by Better Auth at the next sign-in; it no longer counts.
-    banned: Boolean(user.banned) && (!user.banExpires || new Date(user.banExpires).getTime() > Date.now()),
+    banned: isBanned(user),
     banReason: user.banReason ?? null,
     banExpires: user.banExpires ? new Date(user.banExpires) : null,
     createdAt: new Date(user.createdAt),

@@ -19,6 +19,19 @@ export class Feed<T> {
   }
 }
 
+/**
+ * Polls `check` every 100 ms until it holds, at most `attempts` times: for what shows only once
+ * a cache's time bound runs out (another instance's change, SESSION_CACHE_SECONDS), where there
+ * is no event to await.
+ */
+export async function eventually(check: () => Promise<boolean>, what: string, attempts = 60): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
 /** Resolves once `condition` holds, checked after each turn of the event loop (no fixed sleep). */
 export async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setImmediate(resolve));

@@ -1,21 +1,18 @@
-import { createAuth } from "../../src/auth/index";
+import { openAuth } from "../../src/auth/service";
 import { loadConfig } from "../../src/config";
-import { openDatabase } from "../../src/db";
 import type { RunningGateway } from "./gateway";
 
 const SECRET = "test-secret-test-secret-test-secret-0123"; // the helpers' BETTER_AUTH_SECRET
+const quiet = { info() {}, warn() {}, error() {} };
 
 /**
- * Better Auth on a running gateway's database, as an operator's tool or another instance
- * would open it: what it changes, the gateway sees only through the database (after its
- * caches expire), never through this process.
+ * Better Auth on a database, opened as the admin commands open it (src/auth/service.ts
+ * openAuth): what an operator's tool or another instance would change. A gateway sees those
+ * changes only through the database (after its caches expire), never through this process.
  */
-export async function operatorOn(gw: RunningGateway, databaseUrl: string) {
-  const config = loadConfig({ DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: SECRET, BETTER_AUTH_URL: gw.url });
-  const db = openDatabase(config.databaseUrl);
-  const quiet = { info() {}, warn() {}, error() {} };
-  const auth = createAuth({ config, db, secret: SECRET, logger: quiet });
-  const context = await auth.$context;
+export async function openOperator(databaseUrl: string, { secret = SECRET, authUrl = "http://localhost:3000" } = {}) {
+  const config = loadConfig({ DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret, BETTER_AUTH_URL: authUrl });
+  const { auth, context, close } = await openAuth(config, quiet);
   return {
     auth,
     context,
@@ -32,8 +29,11 @@ export async function operatorOn(gw: RunningGateway, databaseUrl: string) {
     },
     deleteKey: (id: string) => context.adapter.delete({ model: "apikey", where: [{ field: "id", value: id }] }),
     expireKeyAt: (id: string, at: Date) => context.adapter.update({ model: "apikey", where: [{ field: "id", value: id }], update: { expiresAt: at } }),
-    close: () => db.close(),
+    close,
   };
 }
 
-export type Operator = Awaited<ReturnType<typeof operatorOn>>;
+/** The operator of a running test gateway's database. */
+export const operatorOn = (gw: RunningGateway, databaseUrl: string) => openOperator(databaseUrl, { authUrl: gw.url });
+
+export type Operator = Awaited<ReturnType<typeof openOperator>>;
