@@ -343,6 +343,8 @@ describe("roles and bans", () => {
       body: JSON.stringify({ email: victim.user.email, password: "correct horse battery" }),
     });
     expect(again.status).toBe(403);
+    // The code the sign-in page turns into its "account suspended" line (src/pages/messages.ts).
+    expect(((await again.json()) as { code: string }).code).toBe("BANNED_USER");
   });
 
   test("banned in the database (another instance, the command line): refused within the cache bound", async () => {

@@ -229,6 +229,7 @@ describe("errorMessage and noticeMessage", () => {
     ["Better Auth's wrong password", "INVALID_EMAIL_OR_PASSWORD", "That e-mail and password do not match an account."],
     ["a provider's access_denied", "access_denied", "Sign-in was cancelled at the provider. Try again, or choose another way to sign in."],
     ["the pages' own FORM_EXPIRED", "FORM_EXPIRED", "This form has expired. Please try again."],
+    ["a banned user (Better Auth's admin plugin)", "BANNED_USER", "This account is suspended. If you think that is a mistake, contact your administrator."],
     ["no code", null, undefined],
     ["an empty code", "", undefined],
     ["an unknown code", "NO_SUCH_CODE", GENERIC],

@@ -28,6 +28,8 @@ const ERRORS: Record<string, string> = {
   VERIFICATION_EMAIL_NOT_ENABLED: "E-mail verification is not available here. Ask your administrator.",
   SOCIAL_ACCOUNT_ALREADY_LINKED: "That account is already linked.",
   LINKED_ACCOUNT_ALREADY_EXISTS: "That account is already linked.",
+  // Better Auth's admin plugin: a banned user signing in (with a password or a provider)
+  BANNED_USER: "This account is suspended. If you think that is a mistake, contact your administrator.",
   // A provider's callback (`?error=`), Better Auth's and OAuth's own codes
   access_denied: "Sign-in was cancelled at the provider. Try again, or choose another way to sign in.",
   state_mismatch: "That sign-in attempt could not be checked (it may have been started in another tab, or expired). Please try again.",
