@@ -280,7 +280,19 @@ auth = "required"
       await signInPage.goto(`${gw.url}/auth/sign-in`);
       await signInPage.screenshot({ path: join(shots, `sign-in-${scheme}.png`) });
     }
-    for (const name of ["account-light", "account-dark", "sign-in-light", "sign-in-dark"]) expect(statSync(join(shots, `${name}.png`)).size).toBeGreaterThan(5000);
+    // A wide window too: the card stays a readable column, centred, not stretched.
+    const wide = await newContext({ viewport: { width: 1280, height: 720 }, deviceScaleFactor: 1 });
+    const widePage = await wide.newPage();
+    for (const scheme of ["light", "dark"] as const) {
+      await widePage.emulateMedia({ colorScheme: scheme });
+      await widePage.goto(`${gw.url}/auth/sign-in?error=BANNED_USER`);
+      const card = (await widePage.locator("main, .card").first().boundingBox())!;
+      expect(card.width).toBeLessThan(640);
+      expect(Math.abs(card.x + card.width / 2 - 640)).toBeLessThan(2);
+      await widePage.screenshot({ path: join(shots, `sign-in-wide-${scheme}.png`) });
+    }
+    await wide.close();
+    for (const name of ["account-light", "account-dark", "sign-in-light", "sign-in-dark", "sign-in-wide-light", "sign-in-wide-dark"]) expect(statSync(join(shots, `${name}.png`)).size).toBeGreaterThan(5000);
     // The dark scheme is the stylesheet's own: the two screenshots differ.
     expect(Bun.hash(await Bun.file(join(shots, "sign-in-light.png")).arrayBuffer())).not.toBe(Bun.hash(await Bun.file(join(shots, "sign-in-dark.png")).arrayBuffer()));
     await context.close();
