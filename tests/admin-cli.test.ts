@@ -443,7 +443,7 @@ async function backdate(databaseUrl: string, changes: readonly (readonly [string
   }
 }
 
-describe.concurrent("usage errors and help (nothing is opened)", () => {
+describe("usage errors and help (nothing is opened)", () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
   const env = () => ({ DATABASE_URL: join(dir.path, "authgate.db"), BETTER_AUTH_SECRET: SECRET });
