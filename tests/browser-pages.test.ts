@@ -101,6 +101,9 @@ auth = "required"
     await page.getByLabel("E-mail").fill(email);
     await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Create account" }).click();
+    // The account exists and the page holds its session once the app's page has loaded: a
+    // context closed before that can cancel the form's POST (the user is then never created).
+    await page.waitForURL(`${gw.url}/`);
   }
 
   async function signInOnThePage(page: Page, email: string, password = PASSWORD) {
@@ -116,7 +119,6 @@ auth = "required"
     const page = await context.newPage();
     const email = newEmail();
     await signUpOnThePage(page, email);
-    await page.waitForURL(`${gw.url}/`);
     await page.waitForSelector('#who[data-status="200"]');
     expect(await page.textContent("#who")).toStartWith(`signed in as ${email} (`);
     const call = backend.received.findLast((record) => record.target === "/api/whoami");
@@ -187,7 +189,6 @@ auth = "required"
     const first = await newContext({ userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36" });
     const firstPage = await first.newPage();
     await signUpOnThePage(firstPage, email);
-    await firstPage.waitForURL(`${gw.url}/`);
     const second = await newContext({ userAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0" });
     const secondPage = await second.newPage();
     await secondPage.goto(`${gw.url}/auth/sign-in`);
@@ -243,7 +244,6 @@ auth = "required"
     await page.waitForLoadState();
     expect(await page.getByRole("alert").textContent()).toBe("That e-mail and password do not match an account.");
     await signUpOnThePage(page, email);
-    await page.waitForURL(`${gw.url}/`);
     expect(await page.title()).toBe("App");
     await context.close();
   }, 60_000);
@@ -253,7 +253,6 @@ auth = "required"
     const context = await newContext({ viewport: { width: 520, height: 760 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     await signUpOnThePage(page, email);
-    await page.waitForURL(`${gw.url}/`);
     for (const path of ["/auth/sign-in?redirect=/x", "/auth/sign-up", "/auth/forgot-password", "/auth/reset-password?token=t", "/auth/verify-email", "/auth/account"]) {
       await page.goto(`${gw.url}${path}`);
       // Signed in, the sign-in page moves on: the others are looked at as they are.
