@@ -1,11 +1,11 @@
 /**
  * The floor cost of proxying on Bun: Bun.serve + fetch, streaming both ways, no auth,
  * no Elysia. Same fetch options as the gateway, so only the gateway's own work differs.
- * Usage: BACKEND=http://127.0.0.1:PORT bun bench/bare-proxy.ts  (prints its port)
+ * Usage: BACKEND=http://127.0.0.1:PORT [PORT=N] bun bench/bare-proxy.ts  (prints its port)
  */
 const backend = process.env.BACKEND!;
 const server = Bun.serve({
-  port: 0,
+  port: Number(process.env.PORT ?? 0),
   hostname: "127.0.0.1",
   maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   async fetch(request) {
