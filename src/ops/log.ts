@@ -1,5 +1,3 @@
-import pretty from "pino-pretty";
-
 /**
  * The gateway's logger: one JSON object per line. Callers choose the fields; raw errors are
  * never logged (their messages can hold the backend URL), only `describeError`'s summary.
@@ -29,7 +27,8 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
 export function createLogger(level: LogLevel = "info", { pretty: human = process.stderr.isTTY === true } = {}): Logger & {
   flush(): void;
 } {
-  const destination = human ? pretty({ colorize: true, sync: true, destination: 2 }) : bufferedStderr();
+  // pino-pretty (≈20 ms to import) is loaded only where someone reads the lines on a terminal.
+  const destination = human ? (require("pino-pretty") as typeof import("pino-pretty"))({ colorize: true, sync: true, destination: 2 }) : bufferedStderr();
   const threshold = RANK[level];
   const line = (name: "info" | "warn" | "error", message: string, fields: Record<string, unknown> | undefined) => {
     if (RANK[name] < threshold) return;
