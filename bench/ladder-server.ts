@@ -46,7 +46,7 @@ const config = loadConfig({
 });
 // The log line goes where the gateway's goes (stderr, buffered); bench/ladder.ts discards it.
 const logger = createLogger("info", { pretty: false });
-const metrics = createMetrics(() => 0);
+const metrics = createMetrics({ openWebSockets: () => 0, authWorkerRestarts: () => 0 });
 const requestLog = createRequestLog(logger, metrics);
 const trustProxy = compileTrustedProxies(config.trustedProxies);
 const table = compileTable(config.routes, prepareRoute, config.pages?.path);

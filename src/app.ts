@@ -38,10 +38,16 @@ export interface GatewayOptions {
   idleTimeoutSeconds?: number;
   /** How often open WebSockets' sessions are re-validated. @default 30 000 */
   sessionCheckIntervalMs?: number;
+  /**
+   * An auth worker already starting (src/index.ts starts it before it imports this module, so
+   * Better Auth loads on the worker's thread while this one loads the proxy's modules). Without
+   * it, one is started here with `authWorkerUrl` and `authSupervision`.
+   */
+  authWorker?: Promise<AuthWorker>;
   /** Where the auth worker's script is (see startAuthWorker). */
   authWorkerUrl?: string;
   /** Restart backoff and call deadline of the auth worker (tests shorten them). */
-  authSupervision?: Omit<SupervisionOptions, "onRestart">;
+  authSupervision?: SupervisionOptions;
 }
 
 export interface Gateway {
@@ -86,11 +92,8 @@ export interface Gateway {
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger();
-  const metrics = createMetrics(() => relay.openCount);
-  const auth = await startAuthWorker(config, logger, options.authWorkerUrl, {
-    onRestart: () => metrics.authWorkerRestarted(),
-    ...options.authSupervision,
-  });
+  const auth = await (options.authWorker ?? startAuthWorker(config, logger, options.authWorkerUrl, options.authSupervision));
+  const metrics = createMetrics({ openWebSockets: () => relay.openCount, authWorkerRestarts: () => auth.restarts });
   const signingKeys = createSigningKeys(auth);
   const identities = createIdentityResolver({
     auth,
@@ -158,7 +161,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     config,
     auth,
     logger,
-    docs: docsPlugin(await auth.openApiSchema(), config.pages?.path),
+    docs: docsPlugin(() => auth.openApiSchema(), config.pages?.path),
     // Requests that did not come through `handle` (app.handle in a test) get a context without a peer.
     contextOf: (request) =>
       contexts.get(request) ?? establishContext({ headers: request.headers, peerIp: undefined, ownProto: "http", trustProxy }),

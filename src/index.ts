@@ -1,5 +1,4 @@
-import { createGateway } from "./app";
-import { AuthWorkerError } from "./auth/remote";
+import { AuthWorkerError, startAuthWorker } from "./auth/remote";
 import { ConfigError, loadConfig, routeDefaults, type Config } from "./config";
 import { helpText, VERSION } from "./help";
 import { createLogger } from "./ops/log";
@@ -89,7 +88,12 @@ async function main(argv: string[]): Promise<void> {
 
   // The worker is embedded next to this entry point in the compiled binary (see startAuthWorker).
   const authWorkerUrl = new URL("./auth/worker.ts", import.meta.url).href;
-  const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger, authWorkerUrl }));
+  // Started before the proxy's modules are imported: Better Auth loads and the database is
+  // checked on the worker's thread meanwhile (start-up is the longer of the two, not the sum).
+  const authWorker = startAuthWorker(config, logger, authWorkerUrl);
+  authWorker.catch(() => {}); // its failure is createGateway's, below; not an unhandled rejection while the import runs
+  const { createGateway } = await import("./app");
+  const gateway = await openingDatabase(config, logger, () => createGateway(config, { logger, authWorker }));
   const server = gateway.listen();
   logger.info("authgate listening", {
     url: `http://${server.hostname}:${server.port}`,
@@ -115,7 +119,7 @@ async function main(argv: string[]): Promise<void> {
   process.once("SIGINT", () => void shutdown("SIGINT"));
 }
 
-// No top-level await: the compiled binary is built with --bytecode, which requires CommonJS.
+// Whatever ends start-up is one line on stderr, never a stack trace.
 main(Bun.argv.slice(2)).catch((error: unknown) => {
   // An error from the auth worker is named as it was there (e.g. RedisDatabaseMismatch).
   const name = error instanceof AuthWorkerError ? error.remoteName : error instanceof Error ? error.name : "";

@@ -39,8 +39,6 @@ export class AuthUnavailable extends GatewayError {
 }
 
 export interface SupervisionOptions {
-  /** Told each time a dead worker has been replaced (metrics). */
-  onRestart?(): void;
   /** First wait before a restart; doubled after each quick failure. @default 100 */
   restartDelayMs?: number;
   /** Longest wait between restart attempts. @default 10 000 */
@@ -77,7 +75,7 @@ export async function startAuthWorker(
   config: Config,
   logger: Logger,
   workerUrl = new URL("./worker.ts", import.meta.url).href,
-  { onRestart, restartDelayMs = 100, maxRestartDelayMs = 10_000, callTimeoutMs = 15_000 }: SupervisionOptions = {},
+  { restartDelayMs = 100, maxRestartDelayMs = 10_000, callTimeoutMs = 15_000 }: SupervisionOptions = {},
 ): Promise<AuthWorker> {
   const queries = new SharedArrayBuffer(4);
   const counter = new Int32Array(queries);
@@ -158,7 +156,6 @@ export async function startAuthWorker(
         readyAt = performance.now();
         state = "ok";
         restarts++;
-        onRestart?.();
         logger.info("auth worker restarted", { restarts });
       } catch (error) {
         if (state === "stopped") return;
