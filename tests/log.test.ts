@@ -31,6 +31,22 @@ describe("createLogger (JSON lines on stderr)", () => {
     expect(lines.map((line) => line.level)).toEqual(expected);
   });
 
+  test("no fields, or only undefined ones: level, time and msg alone", async () => {
+    const lines = await linesOf(`const log = createLogger("info", { pretty: false }); log.info("a"); log.warn("b", {}); log.error("c", { gone: undefined });`);
+    expect(lines.map((line) => Object.keys(line))).toEqual([["level", "time", "msg"], ["level", "time", "msg"], ["level", "time", "msg"]]);
+    expect(lines.map((line) => line.msg)).toEqual(["a", "b", "c"]);
+  });
+
+  test("the time is each line's own: a line a millisecond later says so", async () => {
+    // The formatted time is reused within one millisecond; the next one must not reuse it.
+    const lines = await linesOf(`const log = createLogger("info", { pretty: false });
+      const t0 = Date.now(); log.info("first", { at: t0 });
+      while (Date.now() === t0) {}
+      const t1 = Date.now(); log.info("second", { at: t1 });`);
+    expect(lines.map((line) => new Date(line.time as string).getTime())).toEqual(lines.map((line) => line.at as number));
+    expect(lines[0]!.time).not.toBe(lines[1]!.time);
+  });
+
   test("fields that cannot be serialised still give a line saying what happened", async () => {
     const [line] = await linesOf(`const cycle = {}; cycle.self = cycle; createLogger("info", { pretty: false }).error("failed", { cycle, big: 1n });`);
     expect(line).toMatchObject({ level: "error", msg: "failed", logError: "fields could not be serialised" });
