@@ -1,7 +1,7 @@
 /**
  * Requests/s and latency through each path, measured side by side in one run: scenarios
  * alternate within every round, several rounds, medians with min–max.
- * Usage: bun bench/http.ts [--rounds N] [--seconds N] [--baseline DIR]
+ * Usage: bun bench/http.ts [--rounds N] [--seconds N] [--baseline DIR] [--json FILE]
  *
  * Besides the default one-route table, a gateway with a 100-route table (the request matching
  * the deepest of them) shows what matching costs as the table grows. `--baseline DIR` adds the
@@ -19,6 +19,8 @@ const ROUNDS = numberFlag("rounds", 3);
 const SECONDS = numberFlag("seconds", 5);
 const baselineAt = process.argv.indexOf("--baseline");
 const BASELINE = baselineAt === -1 ? undefined : process.argv[baselineAt + 1];
+const jsonAt = process.argv.indexOf("--json");
+const JSON_FILE = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
 
 if (!Bun.which("wrk")) {
   console.error("bench/http.ts needs wrk: apt-get install wrk (and nginx-light for the reference row)");
@@ -123,3 +125,29 @@ printTable(
 console.log(`\ngateway idle RSS after sign-up: ${idleRssMb.toFixed(0)} MB`);
 console.log(`gateway start-up to first 200 on /healthz (fresh database): ${range(startups, 0)} ms`);
 if (!nginx) console.log("nginx not installed (apt-get install nginx-light): reference row skipped");
+if (JSON_FILE) {
+  writeFileSync(
+    JSON_FILE,
+    JSON.stringify(
+      {
+        load: "wrk -t1 -c50",
+        seconds: SECONDS,
+        rounds: ROUNDS,
+        baseline: BASELINE ?? null,
+        idleRssMb,
+        startupMs: startups,
+        scenarios: scenarios.map((s) => ({
+          name: s.name,
+          medianRequestsPerSecond: median(results.get(s.name)!.runs.map((r) => r.requestsPerSecond)),
+          ratioToBare: median(results.get(s.name)!.runs.map((r) => r.requestsPerSecond)) / bareRps,
+          p99RatioToBare: median(results.get(s.name)!.runs.map((r) => r.p99Ms)) / bareP99,
+          runs: results.get(s.name)!.runs,
+          peakRssMb: results.get(s.name)!.peakRss,
+        })),
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`every run: ${JSON_FILE}`);
+}
