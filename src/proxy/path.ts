@@ -16,6 +16,9 @@
  * and is forwarded byte for byte.
  */
 export function pathProblem(rawPath: string): string | undefined {
+  // Every problem below needs a "%" or a "." (a dot segment, spelled or encoded): most paths
+  // have neither, and skip the regular expressions and the split (≈1% of a request's time).
+  if (!rawPath.includes("%") && !rawPath.includes(".")) return undefined;
   if (/%(?![0-9a-fA-F]{2})/.test(rawPath)) return "invalid percent-encoding";
   if (/%00/.test(rawPath)) return "encoded NUL";
   for (const segment of rawPath.split(/\/|\\|%2f|%5c/i)) {
@@ -82,6 +85,7 @@ export function rawTargetProblem(raw: RawTarget): string | undefined {
         // A request target has no fragment (RFC 9112 §3.2), but Bun's params keep one while
         // request.url resolves what precedes it: `/api/.#x` would reach the backend as `/api/`.
         if (segment.includes("#")) return "fragment in the target";
+        if (!segment.includes(".")) continue; // no dot segment without a dot
         for (const piece of segment.split(/[/\\]/)) if (isDotSegment(piece)) return "dot segment";
       }
       return undefined;
