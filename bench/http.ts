@@ -122,7 +122,7 @@ printTable(
     ];
   }),
 );
-console.log(`\ngateway idle RSS after sign-up: ${idleRssMb.toFixed(0)} MB`);
+console.log(`\ngateway RSS right after sign-up (bench/footprint.ts reads it after 2 s of quiet, when what the sign-up used has been given back): ${idleRssMb.toFixed(0)} MB`);
 console.log(`gateway start-up to first 200 on /healthz (fresh database): ${range(startups, 0)} ms`);
 if (!nginx) console.log("nginx not installed (apt-get install nginx-light): reference row skipped");
 if (JSON_FILE) {
@@ -134,7 +134,7 @@ if (JSON_FILE) {
         seconds: SECONDS,
         rounds: ROUNDS,
         baseline: BASELINE ?? null,
-        idleRssMb,
+        rssAfterSignUpMb: idleRssMb,
         startupMs: startups,
         scenarios: scenarios.map((s) => ({
           name: s.name,

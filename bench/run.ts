@@ -19,7 +19,7 @@ if (!Bun.which("wrk") || !Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/s
   }
 }
 
-for (const script of ["bench/http.ts", "bench/ladder.ts", "bench/soak.ts", "bench/auth-step.ts", "bench/streams.ts", "bench/scale.ts"]) {
+for (const script of ["bench/http.ts", "bench/ladder.ts", "bench/startup.ts", "bench/footprint.ts", "bench/soak.ts", "bench/auth-step.ts", "bench/streams.ts", "bench/scale.ts"]) {
   console.log(`\n## ${script}\n`);
   const code = await Bun.spawn([process.execPath, join(ROOT, script), ...process.argv.slice(2)], {
     cwd: ROOT,

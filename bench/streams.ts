@@ -2,7 +2,10 @@
  * 1 GiB downloaded and 1 GiB uploaded through the gateway, the bare Bun proxy, and
  * directly, alternating, several rounds. Checks every transfer by sha256 and prints MB/s
  * and each proxy process's peak RSS growth during the transfer.
- * Usage: bun bench/streams.ts [--bytes N] [--rounds N]
+ * Usage: bun bench/streams.ts [--bytes N] [--rounds N] [--baseline DIR]
+ *
+ * The order of the paths is rotated every round. `--baseline DIR` adds the gateway of another
+ * checkout (an earlier commit, with its node_modules) to the same rounds.
  */
 import { patternSha256, patternStream } from "./pattern";
 import { median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
@@ -14,12 +17,16 @@ const backend = await startPortPrinter("bench/backend.ts");
 const bare = await startPortPrinter("bench/bare-proxy.ts", { BACKEND: backend.url });
 const gateway = await startGateway(backend.url);
 const cookie = await signUpCookie(gateway.url);
+const baselineAt = process.argv.indexOf("--baseline");
+const baseline = baselineAt === -1 ? undefined : await startGateway(backend.url, {}, process.argv[baselineAt + 1]);
+const baselineCookie = baseline ? await signUpCookie(baseline.url) : "";
 const expected = patternSha256(BYTES);
 
 const targets = [
   { name: "direct", url: backend.url, pid: undefined as number | undefined, headers: {} as Record<string, string> },
   { name: "bare proxy", url: bare.url, pid: bare.proc.pid, headers: {} },
   { name: "gateway", url: gateway.url, pid: gateway.proc.pid, headers: { cookie } },
+  ...(baseline ? [{ name: "baseline gateway", url: baseline.url, pid: baseline.proc.pid, headers: { cookie: baselineCookie } }] : []),
 ];
 
 async function download(url: string, headers: Record<string, string>) {
@@ -57,7 +64,7 @@ const results = new Map<string, { down: number[]; up: number[]; downRss: number[
 for (const t of targets) results.set(t.name, { down: [], up: [], downRss: [], upRss: [] });
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) {
+    for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
       const r = results.get(t.name)!;
       const d = await withPeakRss(t.pid, () => download(t.url, t.headers));
       r.down.push(d.result);
@@ -69,6 +76,7 @@ try {
   }
 } finally {
   await gateway.stop();
+  await baseline?.stop();
   await bare.stop();
   await backend.stop();
 }
