@@ -39,7 +39,7 @@ export interface GatewayOptions {
   /** How often open WebSockets' sessions are re-validated. @default 30 000 */
   sessionCheckIntervalMs?: number;
   /**
-   * An auth worker already starting (src/index.ts starts it before it imports this module, so
+   * An auth worker already starting (src/index.ts spawns it before it imports anything, so
    * Better Auth loads on the worker's thread while this one loads the proxy's modules). Without
    * it, one is started here with `authWorkerUrl` and `authSupervision`.
    */

@@ -1,7 +1,12 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { spawnEarly, startAuthWorker } from "../src/auth/remote";
+import { loadConfig } from "../src/config";
 import { useGateways } from "./helpers/fixture";
 import { until } from "./helpers/feed";
-import { signUp } from "./helpers/gateway";
+import { signUp, tempDir } from "./helpers/gateway";
 import { metricsOf, sample } from "./helpers/metrics";
 
 /**
@@ -86,4 +91,34 @@ describe("a worker that dies", () => {
     const { cookie } = await signUp(gw.url);
     expect((await fetch(gw.url + "/api/after-three", { headers: { cookie } })).status).toBe(200);
   }, 20_000);
+});
+
+describe("the first worker, spawned before the gateway (src/index.ts)", () => {
+  const config = () => loadConfig({ BACKEND_API_URL: "http://127.0.0.1:9", DATABASE_URL: join(dir.path, `early-${crypto.randomUUID()}.db`), BETTER_AUTH_SECRET: "early-worker-secret-early-worker-secret-0" });
+  const dir = tempDir();
+  afterAll(() => dir.remove());
+  const quiet = { info() {}, warn() {}, error() {} };
+
+  test("one that exited before it was taken over: start-up fails with WorkerExited at once, it does not wait for a ready that never comes", async () => {
+    const script = join(dir.path, "exits.ts");
+    writeFileSync(script, "process.exit(3);\n");
+    const early = spawnEarly(pathToFileURL(script).href);
+    await until(() => early.exitCode !== undefined);
+    await expect(startAuthWorker(config(), quiet, pathToFileURL(script).href, { early })).rejects.toMatchObject({ remoteName: "WorkerExited" });
+  }, 5_000);
+
+  test("one still loading is the worker the gateway uses: it answers, and no second one is spawned", async () => {
+    const url = new URL("../src/auth/worker.ts", import.meta.url).href;
+    const early = spawnEarly(url);
+    const auth = await startAuthWorker(config(), quiet, url, { early });
+    try {
+      expect(await auth.ping()).toBe(true);
+      expect(auth.restarts).toBe(0);
+      // The early worker is the one answering: ending it ends the answers until a restart.
+      early.worker.terminate();
+      await until(() => auth.state === "restarting");
+    } finally {
+      await auth.close();
+    }
+  });
 });

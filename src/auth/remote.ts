@@ -38,7 +38,25 @@ export class AuthUnavailable extends GatewayError {
   }
 }
 
+/**
+ * An auth worker spawned before the gateway exists (src/index.ts does so first thing, so that
+ * Better Auth's imports overlap everything else the process loads). An exit before
+ * startAuthWorker takes it over is remembered: with nobody listening yet, it would be lost.
+ */
+export interface EarlyWorker {
+  readonly worker: Worker;
+  readonly exitCode: number | undefined;
+}
+
+export function spawnEarly(workerUrl: string): EarlyWorker {
+  const early = { worker: new Worker(workerUrl), exitCode: undefined as number | undefined };
+  early.worker.addEventListener("close", (event) => (early.exitCode = (event as CloseEvent).code));
+  return early;
+}
+
 export interface SupervisionOptions {
+  /** The first worker, already spawned (spawnEarly); later ones are spawned here. */
+  early?: EarlyWorker;
   /** First wait before a restart; doubled after each quick failure. @default 100 */
   restartDelayMs?: number;
   /** Longest wait between restart attempts. @default 10 000 */
@@ -75,7 +93,7 @@ export async function startAuthWorker(
   config: Config,
   logger: Logger,
   workerUrl = new URL("./worker.ts", import.meta.url).href,
-  { restartDelayMs = 100, maxRestartDelayMs = 10_000, callTimeoutMs = 15_000 }: SupervisionOptions = {},
+  { early, restartDelayMs = 100, maxRestartDelayMs = 10_000, callTimeoutMs = 15_000 }: SupervisionOptions = {},
 ): Promise<AuthWorker> {
   const queries = new SharedArrayBuffer(4);
   const counter = new Int32Array(queries);
@@ -97,9 +115,10 @@ export async function startAuthWorker(
   };
 
   /** One worker, from `new Worker` to "ready"; rejects with its start-up error, or if it dies before. */
-  function spawn(): Promise<Worker> {
-    const candidate = new Worker(workerUrl);
+  function spawn(first?: EarlyWorker): Promise<Worker> {
+    const candidate = first?.worker ?? new Worker(workerUrl);
     return new Promise<Worker>((resolve, reject) => {
+      if (first?.exitCode !== undefined) return reject(new AuthWorkerError("WorkerExited", `the auth worker exited during start-up (code ${first.exitCode})`));
       let ready = false;
       candidate.onmessage = (event: MessageEvent) => {
         const message = event.data;
@@ -170,7 +189,7 @@ export async function startAuthWorker(
     }, delay);
   }
 
-  worker = await spawn();
+  worker = await spawn(early);
   readyAt = performance.now();
   state = "ok";
 

@@ -268,7 +268,7 @@ const COMMANDS: Record<string, Record<string, Command>> = {
 };
 
 /** Whether `authgate <word>` is an admin command. */
-// src/cli/nouns.ts names them for src/index.ts without loading this file: they must agree.
+// src/cli/nouns.ts names them for src/main.ts without loading this file: they must agree.
 for (const noun of Object.keys(COMMANDS)) if (!ADMIN_NOUNS.has(noun)) throw new Error(`src/cli/nouns.ts lacks "${noun}"`);
 
 /** The admin commands' lines for --help. */
