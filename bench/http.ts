@@ -11,16 +11,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, numberFlag, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
+import { median, numberFlag, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss, stringFlag } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
 const ROUNDS = numberFlag("rounds", 3);
 const SECONDS = numberFlag("seconds", 5);
-const baselineAt = process.argv.indexOf("--baseline");
-const BASELINE = baselineAt === -1 ? undefined : process.argv[baselineAt + 1];
-const jsonAt = process.argv.indexOf("--json");
-const JSON_FILE = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
+const BASELINE = stringFlag("baseline");
+const JSON_FILE = stringFlag("json");
 
 if (!Bun.which("wrk")) {
   console.error("bench/http.ts needs wrk: apt-get install wrk (and nginx-light for the reference row)");

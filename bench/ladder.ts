@@ -8,14 +8,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { firstLine, freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, type Service } from "./lib";
+import { firstLine, freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, type Service, stringFlag } from "./lib";
 import { LADDER_STEPS } from "./ladder-steps";
 import { wrk, type LoadResult } from "./wrk";
 
 const ROUNDS = numberFlag("rounds", 5);
 const SECONDS = numberFlag("seconds", 3);
-const jsonAt = process.argv.indexOf("--json");
-const JSON_FILE = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
+const JSON_FILE = stringFlag("json");
 
 if (!Bun.which("wrk")) {
   console.error("bench/ladder.ts needs wrk: apt-get install wrk");

@@ -141,6 +141,12 @@ export function printTable(headers: string[], rows: (string | number)[][]) {
   for (const r of cells.slice(1)) console.log(line(r));
 }
 
+/** `--name VALUE` from the command line (a file, a checkout), or undefined. */
+export function stringFlag(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at === -1 ? undefined : process.argv[at + 1];
+}
+
 /** `--name N` from the command line, or `fallback`. */
 export function numberFlag(name: string, fallback: number): number {
   const args = process.argv.slice(2);

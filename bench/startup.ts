@@ -16,13 +16,11 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, median, numberFlag, printTable, ROOT, startPortPrinter } from "./lib";
+import { freePort, median, numberFlag, printTable, ROOT, startPortPrinter, stringFlag } from "./lib";
 
 const ROUNDS = numberFlag("rounds", 7);
-const jsonAt = process.argv.indexOf("--json");
-const JSON_FILE = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
-const baselineAt = process.argv.indexOf("--baseline");
-const BASELINE = baselineAt === -1 ? undefined : process.argv[baselineAt + 1];
+const JSON_FILE = stringFlag("json");
+const BASELINE = stringFlag("baseline");
 const BINARY = join(ROOT, "dist/authgate");
 
 if (process.argv.includes("--build") || !existsSync(BINARY)) {

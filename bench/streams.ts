@@ -8,7 +8,7 @@
  * checkout (an earlier commit, with its node_modules) to the same rounds.
  */
 import { patternSha256, patternStream } from "./pattern";
-import { median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss } from "./lib";
+import { median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss, stringFlag } from "./lib";
 
 const BYTES = numberFlag("bytes", 1024 ** 3);
 const ROUNDS = numberFlag("rounds", 3);
@@ -17,8 +17,8 @@ const backend = await startPortPrinter("bench/backend.ts");
 const bare = await startPortPrinter("bench/bare-proxy.ts", { BACKEND: backend.url });
 const gateway = await startGateway(backend.url);
 const cookie = await signUpCookie(gateway.url);
-const baselineAt = process.argv.indexOf("--baseline");
-const baseline = baselineAt === -1 ? undefined : await startGateway(backend.url, {}, process.argv[baselineAt + 1]);
+const BASELINE = stringFlag("baseline");
+const baseline = BASELINE ? await startGateway(backend.url, {}, BASELINE) : undefined;
 const baselineCookie = baseline ? await signUpCookie(baseline.url) : "";
 const expected = patternSha256(BYTES);
 
