@@ -58,7 +58,11 @@ export function buildApp(deps: AppDeps) {
   // (src/routes/match.ts); Elysia's lenient trailing slash would answer `/healthz/` with the
   // health check although the table routed it to a route.
   return new Elysia({ name: "authgate", strictPath: true, handler: { standardHostname: false } })
-    .onError(async function mapErrorToJson({ error, code, request }) {
+    .onError(async function mapErrorToJson({ error, code, request, set }) {
+      // Every answer below is a Response with its own status. Elysia rebuilds a returned
+      // Response (a second Response, the headers merged) whenever `set.status` is not 200, and
+      // it has set the error's status there: a second construction per 401 (≈16% of its time).
+      set.status = 200;
       const requestId = deps.contextOf(request).requestId;
       if (error instanceof GatewayError) {
         if (error.status >= 500) logger.error(error.publicMessage, { requestId, method: request.method, ...describeError(error) });
