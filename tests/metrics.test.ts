@@ -72,6 +72,18 @@ describe("per-request metrics, as prom-client would write them", () => {
     expect(ours).toContain("authgate_http_requests_in_flight 0\n");
   });
 
+  test("made-up methods are one series, method=\"other\": a client cannot add series at will", async () => {
+    const metrics = createMetrics({ openWebSockets: () => 0, authWorkerRestarts: () => 0 });
+    for (let i = 0; i < 1000; i++) {
+      metrics.requestStarted();
+      metrics.requestAnswered("api", `FROB${i}`, 200, 0.001);
+    }
+    metrics.requestStarted();
+    metrics.requestAnswered("api", "PROPFIND", 207, 0.001);
+    const series = (await (await metrics.render()).text()).split("\n").filter((line) => line.startsWith("authgate_http_requests_total{"));
+    expect(series.sort()).toEqual(['authgate_http_requests_total{route="api",method="PROPFIND",status="2xx"} 1', 'authgate_http_requests_total{route="api",method="other",status="2xx"} 1000']);
+  });
+
   test("a scrape changes nothing: two in a row give the same text", async () => {
     const metrics = createMetrics({ openWebSockets: () => 2, authWorkerRestarts: () => 3 });
     metrics.requestStarted();

@@ -11,6 +11,16 @@ export type UpstreamErrorKind = "refused" | "timeout" | "reset";
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
 
+/**
+ * The methods counted under their own name: HTTP's (RFC 9110, PATCH, QUERY) and WebDAV's. A
+ * client may send any token as a method, and each new label value is a series kept for the
+ * process's life: every other method is counted as "other".
+ */
+const NAMED_METHODS = new Set([
+  "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
+  "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+]);
+
 export interface MetricSources {
   /** WebSockets relayed right now. */
   openWebSockets(): number;
@@ -35,7 +45,7 @@ export function createMetrics(sources: MetricSources) {
   const answered = new Map<string, Map<string, number[]>>();
   new Counter({
     name: "authgate_http_requests_total",
-    help: "Requests answered, by route (its name in the route table; auth for Better Auth, other for the rest), method and status class.",
+    help: "Requests answered, by route (its name in the route table; auth for Better Auth, other for the rest), method (other for one neither HTTP nor WebDAV defines) and status class.",
     labelNames: ["route", "method", "status"] as const,
     registers: [registry],
     collect() {
@@ -92,8 +102,9 @@ export function createMetrics(sources: MetricSources) {
       inFlight--;
       let methods = answered.get(route);
       if (!methods) answered.set(route, (methods = new Map()));
-      let classes = methods.get(method);
-      if (!classes) methods.set(method, (classes = [0, 0, 0, 0, 0, 0]));
+      const named = NAMED_METHODS.has(method) ? method : "other";
+      let classes = methods.get(named);
+      if (!classes) methods.set(named, (classes = [0, 0, 0, 0, 0, 0]));
       classes[Math.min(Math.max(Math.floor(status / 100), 1), 5)]!++;
       let duration = durations.get(route);
       if (!duration) durations.set(route, (duration = { buckets: new Array(DURATION_BUCKETS.length + 1).fill(0), sum: 0, count: 0 }));
