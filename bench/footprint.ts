@@ -8,22 +8,16 @@
  * `--baseline DIR` adds the gateway of another checkout (an earlier commit, with its
  * node_modules), from source, to the same rounds.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, median, numberFlag, printTable, ROOT, rssMb, startPortPrinter, stringFlag } from "./lib";
+import { compiledBinary, freePort, medianRange, numberFlag, printTable, ROOT, rotated, rssMb, startPortPrinter, stringFlag } from "./lib";
 
 const ROUNDS = numberFlag("rounds", 3);
 const QUIET_MS = 2000;
 const JSON_FILE = stringFlag("json");
 const BASELINE = stringFlag("baseline");
-const BINARY = join(ROOT, "dist/authgate");
-
-if (!existsSync(BINARY)) {
-  console.log("building dist/authgate (npm run build)…");
-  const code = await Bun.spawn(["npm", "run", "-s", "build"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" }).exited;
-  if (code !== 0) process.exit(code);
-}
+const BINARY = await compiledBinary();
 
 const backend = await startPortPrinter("bench/backend.ts");
 const rows = [
@@ -91,22 +85,18 @@ async function measure(row: (typeof rows)[number]): Promise<Moments> {
 
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[(i + round) % rows.length]!;
-      results.get(row.name)!.push(await measure(row));
-    }
+    for (const row of rotated(rows, round)) results.get(row.name)!.push(await measure(row));
   }
 } finally {
   await backend.stop();
 }
 
-const cell = (values: number[]) => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
 console.log(`\nRSS in MB after ${QUIET_MS / 1000} s of quiet, ${ROUNDS} starts per row; median (min–max)\n`);
 printTable(
   ["row", "started", "after sign-up and sign-in", "after 2 000 requests"],
   rows.map((row) => {
     const runs = results.get(row.name)!;
-    return [row.name, cell(runs.map((r) => r.started)), row.gateway ? cell(runs.map((r) => r.signedIn)) : "–", cell(runs.map((r) => r.afterLoad))];
+    return [row.name, medianRange(runs.map((r) => r.started)), row.gateway ? medianRange(runs.map((r) => r.signedIn)) : "–", medianRange(runs.map((r) => r.afterLoad))];
   }),
 );
 if (JSON_FILE) {

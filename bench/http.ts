@@ -11,7 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, numberFlag, printTable, rssMb, signUpCookie, startGateway, startPortPrinter, withPeakRss, stringFlag } from "./lib";
+import { median, medianRange, numberFlag, printTable, rotated, rssMb, signUpCookie, startGateway, startPortPrinter, stringFlag, withPeakRss } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
@@ -82,8 +82,7 @@ try {
   for (const s of scenarios) await wrk(s.url, { seconds: 1, headers: s.headers }); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no scenario always runs first or last.
-    const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length]!);
-    for (const s of order) {
+    for (const s of rotated(scenarios, round)) {
       const { result, peakMb } = await withPeakRss(s.pid, () => wrk(s.url, { seconds: SECONDS, headers: s.headers }), 100);
       const failed = s.expectStatus === "2xx" ? result.non2xx : result.requests - result.non2xx;
       if (failed > 0) throw new Error(`${s.name}: ${failed} responses with an unexpected status`);
@@ -96,8 +95,6 @@ try {
   rmSync(tableDir, { recursive: true, force: true });
 }
 
-const range = (values: number[], digits: number) =>
-  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
 const bareRuns = results.get("bare Bun proxy")!.runs;
 const bareRps = median(bareRuns.map((r) => r.requestsPerSecond));
 const bareP99 = median(bareRuns.map((r) => r.p99Ms));
@@ -111,17 +108,17 @@ printTable(
     const p99 = runs.map((r) => r.p99Ms);
     return [
       s.name,
-      range(rps, 0),
+      medianRange(rps, 0),
       (median(rps) / bareRps).toFixed(2),
-      range(runs.map((r) => r.p50Ms), 2),
-      range(p99, 2),
+      medianRange(runs.map((r) => r.p50Ms), 2),
+      medianRange(p99, 2),
       (median(p99) / bareP99).toFixed(2),
       s.pid ? median(peakRss).toFixed(0) : "–",
     ];
   }),
 );
 console.log(`\ngateway RSS right after sign-up (bench/footprint.ts reads it after 2 s of quiet, when what the sign-up used has been given back): ${idleRssMb.toFixed(0)} MB`);
-console.log(`gateway start-up to first 200 on /healthz (fresh database): ${range(startups, 0)} ms`);
+console.log(`gateway start-up to first 200 on /healthz (fresh database): ${medianRange(startups, 0)} ms`);
 if (!nginx) console.log("nginx not installed (apt-get install nginx-light): reference row skipped");
 if (JSON_FILE) {
   writeFileSync(
@@ -134,14 +131,11 @@ if (JSON_FILE) {
         baseline: BASELINE ?? null,
         rssAfterSignUpMb: idleRssMb,
         startupMs: startups,
-        scenarios: scenarios.map((s) => ({
-          name: s.name,
-          medianRequestsPerSecond: median(results.get(s.name)!.runs.map((r) => r.requestsPerSecond)),
-          ratioToBare: median(results.get(s.name)!.runs.map((r) => r.requestsPerSecond)) / bareRps,
-          p99RatioToBare: median(results.get(s.name)!.runs.map((r) => r.p99Ms)) / bareP99,
-          runs: results.get(s.name)!.runs,
-          peakRssMb: results.get(s.name)!.peakRss,
-        })),
+        scenarios: scenarios.map((s) => {
+          const { runs, peakRss } = results.get(s.name)!;
+          const rps = median(runs.map((r) => r.requestsPerSecond));
+          return { name: s.name, medianRequestsPerSecond: rps, ratioToBare: rps / bareRps, p99RatioToBare: median(runs.map((r) => r.p99Ms)) / bareP99, runs, peakRssMb: peakRss };
+        }),
       },
       null,
       2,

@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { firstLine, freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, type Service, stringFlag } from "./lib";
+import { firstLine, freePort, median, numberFlag, printTable, ROOT, signUpCookie, startGateway, startPortPrinter, rotated, type Service, stringFlag } from "./lib";
 import { LADDER_STEPS } from "./ladder-steps";
 import { wrk, type LoadResult } from "./wrk";
 
@@ -58,8 +58,7 @@ try {
     wrk(row.service.url + "/api/hello", { seconds, headers: row.cookie ? { cookie: row.cookie } : {} });
   for (const row of rows) await go(row, 1); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[(i + round) % rows.length]!;
+    for (const row of rotated(rows, round)) {
       const result = await go(row, SECONDS);
       if (result.non2xx > 0) throw new Error(`${row.name}: ${result.non2xx} responses that were not 2xx`);
       runs.get(row.name)!.push(result);

@@ -1,5 +1,5 @@
 import type { Subprocess } from "bun";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -131,6 +131,27 @@ export const median = (values: number[]) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
+
+/** `median (min–max)`, the cell every table prints. */
+export function medianRange(values: number[], digits = 0): string {
+  return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+}
+
+/** The items in round `round`'s order: rotated, so that none always runs first or last. */
+export function rotated<T>(items: readonly T[], round: number): T[] {
+  return items.map((_, i) => items[(i + round) % items.length]!);
+}
+
+/** Builds dist/authgate with `npm run build` when it is missing (or always, with `rebuild`); returns its path. */
+export async function compiledBinary(rebuild = false): Promise<string> {
+  const binary = join(ROOT, "dist/authgate");
+  if (rebuild || !existsSync(binary)) {
+    console.log("building dist/authgate (npm run build)…");
+    const code = await Bun.spawn(["npm", "run", "-s", "build"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" }).exited;
+    if (code !== 0) process.exit(code);
+  }
+  return binary;
+}
 
 export function printTable(headers: string[], rows: (string | number)[][]) {
   const cells = [headers, ...rows.map((r) => r.map(String))];

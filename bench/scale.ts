@@ -6,7 +6,7 @@
  * Usage: bun bench/scale.ts [--rounds N] [--seconds N]
  */
 import pg from "pg";
-import { type Service, median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter } from "./lib";
+import { type Service, median, medianRange, numberFlag, printTable, rotated, signUpCookie, startGateway, startPortPrinter } from "./lib";
 import { startNginx } from "./nginx";
 import { wrk, type LoadResult } from "./wrk";
 
@@ -59,15 +59,12 @@ try {
   const results = new Map<string, LoadResult[]>(scenarios.map((s) => [s.name, []]));
   for (const s of scenarios) await wrk(s.url + "/api/hello", { seconds: 1, headers: { cookie: s.cookie } });
   for (let round = 0; round < ROUNDS; round++) {
-    const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length]!);
-    for (const s of order) {
+    for (const s of rotated(scenarios, round)) {
       const result = await wrk(s.url + "/api/hello", { seconds: SECONDS, headers: { cookie: s.cookie } });
       if (result.non2xx > 0) throw new Error(`${s.name}: ${result.non2xx} responses were not 2xx`);
       results.get(s.name)!.push(result);
     }
   }
-  const range = (values: number[], digits: number) =>
-    `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
   const baseline = median(results.get("SQLite, cache hit")!.map((r) => r.requestsPerSecond));
   console.log(`\nwrk -t1 -c50, ${SECONDS} s per run, ${ROUNDS} rounds alternating; median (min–max)\n`);
   printTable(
@@ -75,7 +72,7 @@ try {
     scenarios.map((s) => {
       const runs = results.get(s.name)!;
       const rps = runs.map((r) => r.requestsPerSecond);
-      return [s.name, range(rps, 0), (median(rps) / baseline).toFixed(2), range(runs.map((r) => r.p50Ms), 2), range(runs.map((r) => r.p99Ms), 2)];
+      return [s.name, medianRange(rps, 0), (median(rps) / baseline).toFixed(2), medianRange(runs.map((r) => r.p50Ms), 2), medianRange(runs.map((r) => r.p99Ms), 2)];
     }),
   );
 } finally {

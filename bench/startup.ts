@@ -13,21 +13,15 @@
  * checked, a signing key at hand), so its first 200 from the public route is also the moment
  * it can serve a signed-in request.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, median, numberFlag, printTable, ROOT, startPortPrinter, stringFlag } from "./lib";
+import { compiledBinary, freePort, median, medianRange, numberFlag, printTable, ROOT, rotated, startPortPrinter, stringFlag } from "./lib";
 
 const ROUNDS = numberFlag("rounds", 7);
 const JSON_FILE = stringFlag("json");
 const BASELINE = stringFlag("baseline");
-const BINARY = join(ROOT, "dist/authgate");
-
-if (process.argv.includes("--build") || !existsSync(BINARY)) {
-  console.log("building dist/authgate (npm run build)…");
-  const code = await Bun.spawn(["npm", "run", "-s", "build"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" }).exited;
-  if (code !== 0) process.exit(code);
-}
+const BINARY = await compiledBinary(process.argv.includes("--build"));
 
 const backend = await startPortPrinter("bench/backend.ts");
 const work = mkdtempSync(join(tmpdir(), "authgate-bench-startup-"));
@@ -97,10 +91,7 @@ try {
   // Warm-up: the OS's file cache, and the "existing" databases created once.
   for (const row of rows) await startOnce(row, -1);
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[(i + round) % rows.length]!;
-      results.get(row.name)!.push(await startOnce(row, round));
-    }
+    for (const row of rotated(rows, round)) results.get(row.name)!.push(await startOnce(row, round));
   }
 } finally {
   await backend.stop();
@@ -113,7 +104,7 @@ printTable(
   ["row", "ms", "× bare"],
   rows.map((row) => {
     const values = results.get(row.name)!;
-    return [row.name, `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`, (median(values) / bare).toFixed(1)];
+    return [row.name, medianRange(values), (median(values) / bare).toFixed(1)];
   }),
 );
 if (JSON_FILE) {

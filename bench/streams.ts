@@ -8,7 +8,7 @@
  * checkout (an earlier commit, with its node_modules) to the same rounds.
  */
 import { patternSha256, patternStream } from "./pattern";
-import { median, numberFlag, printTable, signUpCookie, startGateway, startPortPrinter, withPeakRss, stringFlag } from "./lib";
+import { median, medianRange, numberFlag, printTable, rotated, signUpCookie, startGateway, startPortPrinter, stringFlag, withPeakRss } from "./lib";
 
 const BYTES = numberFlag("bytes", 1024 ** 3);
 const ROUNDS = numberFlag("rounds", 3);
@@ -64,7 +64,7 @@ const results = new Map<string, { down: number[]; up: number[]; downRss: number[
 for (const t of targets) results.set(t.name, { down: [], up: [], downRss: [], upRss: [] });
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
+    for (const t of rotated(targets, round)) {
       const r = results.get(t.name)!;
       const d = await withPeakRss(t.pid, () => download(t.url, t.headers));
       r.down.push(d.result);
@@ -81,8 +81,6 @@ try {
   await backend.stop();
 }
 
-const fmt = (values: number[], digits = 0) =>
-  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
 const bareDown = median(results.get("bare proxy")!.down);
 const bareUp = median(results.get("bare proxy")!.up);
 console.log(`\n${(BYTES / 1024 ** 2).toFixed(0)} MiB each way, ${ROUNDS} rounds, every transfer verified by sha256; median (min–max)\n`);
@@ -92,12 +90,12 @@ printTable(
     const r = results.get(t.name)!;
     return [
       t.name,
-      fmt(r.down),
+      medianRange(r.down),
       (median(r.down) / bareDown).toFixed(2),
-      t.pid ? fmt(r.downRss, 1) : "–",
-      fmt(r.up),
+      t.pid ? medianRange(r.downRss, 1) : "–",
+      medianRange(r.up),
       (median(r.up) / bareUp).toFixed(2),
-      t.pid ? fmt(r.upRss, 1) : "–",
+      t.pid ? medianRange(r.upRss, 1) : "–",
     ];
   }),
 );

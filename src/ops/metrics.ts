@@ -58,8 +58,8 @@ export function createMetrics(sources: MetricSources) {
     },
   });
 
-  // route → counts per bucket (not cumulative; the last slot: above every bound), sum and count.
-  const durations = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  // route → counts per bucket (not cumulative; the last slot: above every bound) and their sum.
+  const durations = new Map<string, Durations>();
   registry.registerMetric(durationHistogram(durations) as never);
 
   // Counted in a plain number and read at scrape time, like the rest.
@@ -107,12 +107,11 @@ export function createMetrics(sources: MetricSources) {
       if (!classes) methods.set(named, (classes = [0, 0, 0, 0, 0, 0]));
       classes[Math.min(Math.max(Math.floor(status / 100), 1), 5)]!++;
       let duration = durations.get(route);
-      if (!duration) durations.set(route, (duration = { buckets: new Array(DURATION_BUCKETS.length + 1).fill(0), sum: 0, count: 0 }));
+      if (!duration) durations.set(route, (duration = { buckets: new Array(DURATION_BUCKETS.length + 1).fill(0), sum: 0 }));
       let bucket = 0;
       while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket++;
       duration.buckets[bucket]!++;
       duration.sum += seconds;
-      duration.count++;
     },
     upstreamError: (kind: UpstreamErrorKind) => upstreamErrors(kind),
     sessionLookup: (result: "hit" | "miss") => sessionCache(result),
@@ -146,7 +145,9 @@ function countedByLabel(registry: Prometheus.Registry, name: string, help: strin
  * the series as its own Histogram does: cumulative `_bucket` lines with `le`, `+Inf`, `_sum`,
  * `_count`), from counts kept by requestAnswered.
  */
-function durationHistogram(durations: Map<string, { buckets: number[]; sum: number; count: number }>) {
+type Durations = { buckets: number[]; sum: number };
+
+function durationHistogram(durations: Map<string, Durations>) {
   const name = "authgate_http_request_duration_seconds";
   const help = "Time to the response headers, by route.";
   return {
@@ -156,12 +157,13 @@ function durationHistogram(durations: Map<string, { buckets: number[]; sum: numb
     aggregator: "sum",
     get() {
       const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
-      for (const [route, { buckets, sum, count }] of durations) {
+      for (const [route, { buckets, sum }] of durations) {
         let cumulative = 0;
         DURATION_BUCKETS.forEach((le, index) => {
           cumulative += buckets[index]!;
           values.push({ labels: { le, route }, value: cumulative, metricName: `${name}_bucket` });
         });
+        const count = cumulative + buckets[DURATION_BUCKETS.length]!;
         values.push({ labels: { le: "+Inf", route }, value: count, metricName: `${name}_bucket` });
         values.push({ labels: { route }, value: sum, metricName: `${name}_sum` });
         values.push({ labels: { route }, value: count, metricName: `${name}_count` });
